@@ -1,0 +1,1 @@
+"""The ASGI app: settings, auth, request context, limits, lifespan. Wires the parts together."""

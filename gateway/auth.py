@@ -1,0 +1,307 @@
+"""Bearer tokens → principals.
+
+A token is verified with exactly one key source, chosen by configuration: a PEM public key
+(`SISADA_JWT_PUBLIC_KEY`), else a JWKS endpoint (`SISADA_JWKS_URL`), else a shared HS256
+secret (`SISADA_JWT_SECRET`, or the development key file created on first use).
+
+Role names are policy data: the verifier is told which roles exist and which one means
+"no token", and never names a role itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+from jwt.algorithms import get_default_algorithms
+
+from gateway.settings import Settings
+from policies.principal import Principal
+from resolvers.area_codes import is_area_code
+
+# Clock skew tolerated between the token issuer and this gateway.
+LEEWAY_SECONDS = 30
+# Far above any real token; stops a huge header from being base64-decoded and parsed.
+MAX_TOKEN_LENGTH = 8192
+# The JWKS fetch blocks its caller; keep a slow identity provider from stalling requests.
+JWKS_TIMEOUT_SECONDS = 5.0
+
+_REQUIRED_CLAIMS = ("exp", "iss", "aud", "role")
+_OFFICER_ID = re.compile(r"[0-9]{1,18}")
+
+# Most specific first: several PyJWT errors subclass DecodeError / InvalidTokenError.
+_MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidSignatureError, "invalid token signature"),
+    (jwt.InvalidAlgorithmError, "token algorithm not accepted"),
+    (jwt.InvalidIssuerError, "invalid issuer"),
+    (jwt.InvalidAudienceError, "invalid audience"),
+    (jwt.DecodeError, "malformed token"),
+)
+
+
+class AuthError(Exception):
+    """A request whose credentials cannot be accepted.
+
+    `message` is safe to show to the client: it never contains the token or a key.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AuthUnavailableError(AuthError):
+    """The token could not be checked (the JWKS endpoint is unreachable or broken).
+
+    Not the caller's fault: worth a retry, and an HTTP layer may answer 503 rather than 401.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("cannot verify token right now")
+
+
+class AuthConfigError(ValueError):
+    """The token settings cannot work together (raised at start-up, never per request)."""
+
+
+def dev_secret(settings: Settings) -> str:
+    """The HS256 key: `jwt_secret` if set, else the development key file (created if absent).
+
+    The `sisada token` CLI and a server started in the same working directory share the file,
+    so tokens printed by one are accepted by the other.
+    """
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = Path(settings.dev_key_file)
+    secret = _read_key(path)
+    if secret is None:
+        _create_key(path)
+        secret = _read_key(path)
+    if not secret:
+        raise AuthConfigError(f"development key file {path} is empty")
+    return secret
+
+
+def _read_key(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+
+
+def _create_key(path: Path) -> None:
+    # Written under a private name and hard-linked into place: the link either wins or finds
+    # the file another process just created, so concurrent starters agree on one key and no
+    # reader ever sees a half-written file.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+        os.chmod(tmp, 0o600)  # exactly 0600, whatever the umask
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class TokenVerifier:
+    """Turns an `Authorization` header into a `Principal`, or raises `AuthError`."""
+
+    def __init__(
+        self, settings: Settings, known_roles: frozenset[str], anonymous_role: str
+    ) -> None:
+        if not anonymous_role:
+            raise AuthConfigError("the anonymous role must be named")
+        self._known_roles = known_roles
+        self._anonymous_role = anonymous_role
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._key: Any = None
+        self._jwks: jwt.PyJWKClient | None = None
+
+        requested = [alg for alg in settings.jwt_algorithms if alg.lower() != "none"]
+        if settings.jwt_public_key:
+            pem = settings.jwt_public_key.replace("\\n", "\n")  # env vars often carry "\n"
+            self._key, self._algorithms = _prepare_key(pem, requested, "SISADA_JWT_PUBLIC_KEY")
+        elif settings.jwks_url:
+            # A JWKS only publishes public keys; an HMAC algorithm here would be a confusion.
+            self._algorithms = [alg for alg in requested if not alg.upper().startswith("HS")]
+            if not self._algorithms:
+                raise AuthConfigError(
+                    "SISADA_JWT_ALGORITHMS names no asymmetric algorithm (e.g. RS256) "
+                    "to use with SISADA_JWKS_URL"
+                )
+            try:
+                self._jwks = jwt.PyJWKClient(
+                    settings.jwks_url, cache_keys=True, timeout=JWKS_TIMEOUT_SECONDS
+                )
+            except jwt.PyJWKClientError as exc:
+                raise AuthConfigError("SISADA_JWKS_URL must be an http(s) URL") from exc
+        else:
+            self._key, self._algorithms = _prepare_key(
+                dev_secret(settings), requested, "SISADA_JWT_SECRET"
+            )
+
+    def verify(self, authorization_header: str | None) -> Principal:
+        if authorization_header is None:
+            return Principal(role=self._anonymous_role)
+        token = _bearer_token(authorization_header)
+        claims = self._decode(token)
+        return self._principal(claims)
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        key = self._key if self._jwks is None else _jwks_key(self._jwks, token)
+        try:
+            return jwt.decode(
+                token,
+                key=key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=LEEWAY_SECONDS,
+                options={"require": list(_REQUIRED_CLAIMS)},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            # `exc.claim` is one of _REQUIRED_CLAIMS, never data from the token.
+            raise AuthError(f"token lacks the {exc.claim!r} claim") from exc
+        except jwt.PyJWTError as exc:
+            raise AuthError(_message_for(exc)) from exc
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        role = claims["role"]
+        # A token claiming the anonymous role is odd enough to refuse outright.
+        if (
+            not isinstance(role, str)
+            or role not in self._known_roles
+            or role == self._anonymous_role
+        ):
+            raise AuthError("unknown role")
+        area = claims.get("area")
+        if area is not None and not (isinstance(area, str) and is_area_code(area)):
+            raise AuthError("malformed area")
+        return Principal(
+            role=role,
+            area=area,
+            officer_id=_officer_id(claims.get("officer_id")),
+            subject=claims.get("sub"),  # PyJWT has already checked it is a string
+        )
+
+
+def _prepare_key(key: str, algorithms: list[str], setting: str) -> tuple[Any, list[str]]:
+    """Load the key once and keep only the algorithms it can verify.
+
+    Filtering by key type is what stops algorithm confusion: PyJWT refuses a PEM public key
+    as an HMAC secret, so HS* never survives next to a public key, nor RS*/ES* next to a secret.
+    """
+    available = get_default_algorithms()
+    prepared: Any = None
+    usable: list[str] = []
+    for alg in algorithms:
+        algorithm = available.get(alg)
+        if algorithm is None:
+            raise AuthConfigError(f"SISADA_JWT_ALGORITHMS names an unknown algorithm {alg!r}")
+        try:
+            candidate = algorithm.prepare_key(key)
+        except (jwt.InvalidKeyError, ValueError, TypeError):
+            continue
+        if prepared is None:
+            prepared = candidate
+        elif type(candidate) is not type(prepared):
+            continue
+        usable.append(alg)
+    if not usable:
+        raise AuthConfigError(f"no algorithm in SISADA_JWT_ALGORITHMS fits the key in {setting}")
+    return prepared, usable
+
+
+def _jwks_key(jwks: jwt.PyJWKClient, token: str) -> jwt.PyJWK:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise AuthError("malformed token") from exc
+    if not isinstance(kid, str) or not kid:
+        raise AuthError("token has no key id")
+    try:
+        return jwks.get_signing_key(kid)
+    except jwt.PyJWKClientConnectionError as exc:
+        raise AuthUnavailableError() from exc
+    except jwt.PyJWKClientError as exc:
+        # With a key set in hand the kid really is unknown; without one (the endpoint sent
+        # something other than a JSON object) the provider is at fault, not the caller.
+        if jwks.jwk_set_cache is None or jwks.jwk_set_cache.get() is None:
+            raise AuthUnavailableError() from exc
+        raise AuthError("unknown signing key") from exc
+    except (jwt.PyJWTError, ValueError) as exc:
+        # A key set that is not JSON or holds no usable keys: the provider's fault.
+        raise AuthUnavailableError() from exc
+
+
+def _bearer_token(header: str) -> str:
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthError("expected an 'Authorization: Bearer <token>' header")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise AuthError("token too large")
+    return token
+
+
+def _officer_id(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and _OFFICER_ID.fullmatch(value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    raise AuthError("malformed officer_id")
+
+
+def _message_for(exc: jwt.PyJWTError) -> str:
+    for kind, message in _MESSAGES:
+        if isinstance(exc, kind):
+            return message
+    return "invalid token"
+
+
+def mint_dev_token(
+    settings: Settings,
+    role: str,
+    area: str | None = None,
+    officer_id: int | None = None,
+    subject: str | None = None,
+    ttl_seconds: int | None = None,
+) -> str:
+    """A development HS256 token signed with `dev_secret(settings)`.
+
+    The role is not checked here (the policy knows the roles; the CLI asks it). A negative
+    `ttl_seconds` mints an already-expired token, which tests use.
+    """
+    if area is not None and not is_area_code(area):
+        raise ValueError("malformed area code")
+    ttl = settings.dev_token_ttl_seconds if ttl_seconds is None else ttl_seconds
+    now = int(time.time())
+    # Keyed on jurisdiction and officer, as the demo data's `submitted_by` is.
+    default_subject = f"dev:{area or role}:{'-' if officer_id is None else officer_id}"
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "sub": subject or default_subject,
+        "role": role,
+    }
+    if area is not None:
+        claims["area"] = area
+    if officer_id is not None:
+        claims["officer_id"] = officer_id
+    return jwt.encode(claims, dev_secret(settings), algorithm="HS256")

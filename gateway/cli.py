@@ -1,0 +1,197 @@
+"""The `sisada` command: migrate, seed, serve, token, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+
+from gateway.auth import mint_dev_token
+from gateway.settings import Settings, get_settings
+from policies import Policy
+from resolvers import migrate
+from resolvers.db import create_engine
+from resolvers.models import Area, Officer, Residence
+from resolvers.seed import SeedError, seed_database
+
+DEMO_KECAMATAN = "31.74.02"  # Setiabudi: the demo jurisdiction
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    migrate.upgrade(settings.database_url)
+    print("database migrated", file=sys.stderr)
+    return 0
+
+
+async def _seed(settings: Settings, foreigners: int, seed: int) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        summary = await seed_database(engine, foreigners=foreigners, seed=seed)
+    except SeedError as exc:
+        print(f"seed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"seeded: {summary}", file=sys.stderr)
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_seed(settings, args.foreigners, args.seed))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host or settings.host,
+                port=args.port or settings.port, log_level=settings.log_level.lower())
+    return 0
+
+
+async def _demo_area(settings: Settings, level: str) -> str | None:
+    """The area of `level` inside the demo kecamatan where most foreigners live."""
+    if level == "kecamatan":
+        return DEMO_KECAMATAN
+    if level == "city":
+        return DEMO_KECAMATAN.rsplit(".", 1)[0]
+    column = getattr(Residence, f"{level}_code")
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            best = await conn.scalar(
+                select(column)
+                .where(Residence.valid_to.is_(None), Residence.kecamatan_code == DEMO_KECAMATAN)
+                .group_by(column)
+                .order_by(func.count().desc(), column)
+                .limit(1)
+            )
+            if best is None:
+                best = await conn.scalar(
+                    select(Area.code).where(Area.level == level,
+                                            Area.code.like(DEMO_KECAMATAN + ".%"))
+                    .order_by(Area.code).limit(1)
+                )
+            return best
+    finally:
+        await engine.dispose()
+
+
+async def _demo_officer(settings: Settings, kind: str) -> int | None:
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(
+                select(Officer.id).where(Officer.is_supervisor.is_(kind == "supervisor"))
+                .order_by(Officer.id).limit(1)
+            )
+    finally:
+        await engine.dispose()
+
+
+def demo_claims(settings: Settings, policy: Policy, role: str) -> tuple[str | None, int | None]:
+    level = policy.demo_jurisdiction_level(role)
+    kind = policy.demo_officer_kind(role)
+    area = asyncio.run(_demo_area(settings, level)) if level else None
+    officer = asyncio.run(_demo_officer(settings, kind)) if kind else None
+    return area, officer
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    policy = Policy(settings.policy_dir)
+    if args.role not in policy.roles:
+        print(f"unknown role {args.role!r}; known: {', '.join(sorted(policy.roles))}",
+              file=sys.stderr)
+        return 2
+    if args.role == policy.anonymous_role:
+        print(f"{args.role!r} needs no token: send no Authorization header", file=sys.stderr)
+        return 2
+    area, officer = args.area, args.officer
+    if area is None and officer is None:
+        area, officer = demo_claims(settings, policy, args.role)
+    try:
+        token = mint_dev_token(settings, args.role, area=area, officer_id=officer,
+                               ttl_seconds=args.ttl)
+    except ValueError as exc:
+        print(f"token: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrate, seed if empty, print a token per role and example requests, then serve."""
+    migrate.upgrade(settings.database_url)
+    if asyncio.run(_is_empty(settings)):
+        asyncio.run(_seed(settings, args.foreigners, args.seed))
+    policy = Policy(settings.policy_dir)
+    host, port = args.host or settings.host, args.port or settings.port
+    url = f"http://{host}:{port}/graphql"
+    print(f"\nSisada gateway demo — GraphiQL at http://{host}:{port}/graphiql\n")
+    for role in sorted(policy.roles - {policy.anonymous_role}):
+        area, officer = demo_claims(settings, policy, role)
+        token = mint_dev_token(settings, role, area=area, officer_id=officer)
+        where = " ".join(x for x in (f"area={area}" if area else "",
+                                      f"officer={officer}" if officer else "") if x)
+        print(f"# {role} {where}".rstrip())
+        print(f"export TOKEN_{role.upper()}={token}")
+    print(f"# {policy.anonymous_role}: no token\n")
+    print("Try, e.g.:")
+    print(f"  curl -s {url} -H 'content-type: application/json' "
+          "-H \"authorization: Bearer $TOKEN_POLICE\" "
+          "-d '{\"query\":\"{ foreigners(first: 3) { nodes { id fullName nationality "
+          "permitType residence { streetAddress areaCode } } } }\"}'")
+    print(f"  curl -s {url} -H 'content-type: application/json' "
+          "-d '{\"query\":\"{ areas(level: \\\"kecamatan\\\") { code name foreignerCount } }\"}'")
+    print(flush=True)
+    return cmd_serve(settings, args)
+
+
+async def _is_empty(settings: Settings) -> bool:
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            return not await conn.scalar(select(func.count()).select_from(Area))
+    finally:
+        await engine.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sisada", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        func=cmd_migrate)
+    seed = sub.add_parser("seed", help="fill an empty database with synthetic demo data")
+    seed.add_argument("--foreigners", type=int, default=3000)
+    seed.add_argument("--seed", type=int, default=20261128)
+    seed.set_defaults(func=cmd_seed)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    token = sub.add_parser("token", help="print a development token for a role")
+    token.add_argument("role")
+    token.add_argument("--area", help="jurisdiction area code (default: a demo one)")
+    token.add_argument("--officer", type=int, help="officer id")
+    token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+    token.set_defaults(func=cmd_token)
+    demo = sub.add_parser("demo", help="migrate, seed, print tokens and serve")
+    demo.add_argument("--foreigners", type=int, default=3000)
+    demo.add_argument("--seed", type=int, default=20261128)
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(get_settings(), args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

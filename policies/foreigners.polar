@@ -1,0 +1,41 @@
+# Foreigners — the people the office supervises, and their stay permits.
+#
+# Who sees them: immigration the whole office area; police, military and the
+# district government only foreigners whose current residence lies inside their
+# jurisdiction. Neighbourhood heads and the public see no foreigner rows at all
+# (only counts, see areas.polar).
+# Invariant: nobody outside immigration ever reads identity — name, passport
+# number, birth date, photo, permit number.
+
+row_scope(actor: Principal, "Foreigner", "all") if immigration(actor.role);
+row_scope(actor: Principal, "Foreigner", "jurisdiction") if
+    security_partner(actor.role) or actor.role = "district";
+
+# Identity: immigration only.
+readable(role, "Foreigner", field) if
+    immigration(role) and
+    field in ["fullName", "passportNumber", "birthDate", "photoUrl", "permitNumber",
+              "permits", "residenceHistory"];
+
+# Profile: everyone who may see the row.
+readable(role, "Foreigner", field) if
+    profile_reader(role) and
+    field in ["id", "nationality", "sex", "ageBand", "permitType", "permitStatus",
+              "permitExpiresOn", "sponsorType", "residence"];
+
+# Stay permits, reached through a foreigner.
+readable(role, "StayPermit", field) if
+    immigration(role) and
+    field in ["number", "sponsorName"];
+readable(role, "StayPermit", field) if
+    profile_reader(role) and
+    field in ["id", "permitType", "status", "issuedOn", "expiresOn", "sponsorType"];
+
+# Result of a field check by document number (immigration only, see queries.polar).
+readable(role, "ForeignerCheck", field) if
+    immigration(role) and
+    field in ["documentNumber", "registered", "foreigner"];
+
+readable(role, "ForeignerConnection", field) if
+    profile_reader(role) and
+    field in ["nodes", "pageInfo", "totalCount"];

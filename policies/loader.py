@@ -1,0 +1,175 @@
+"""Load the Polar files and compile their decisions per role.
+
+Polar evaluation costs milliseconds, so nothing on the request path calls Oso:
+at start-up every (role, type, field) decision, every row scope and the count
+suppression threshold are read out of the policy once, per role, and the
+request path does set lookups on the result. The `.polar` files stay the only
+source of truth — the compiled form is derived, never written by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oso import Oso
+from polar import Variable
+from polar.exceptions import PolarRuntimeError
+
+from policies.principal import Principal
+
+POLICY_DIR = Path(__file__).parent
+
+# Root types: a denied field here is an error, not a null.
+ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
+
+
+class PolicyError(RuntimeError):
+    """The policy files cannot be loaded or violate an invariant the gateway relies on."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAccess:
+    """Everything one role may do, read out of the policy."""
+
+    role: str
+    readable: Mapping[str, frozenset[str]]
+    scopes: Mapping[str, frozenset[str]]
+    count_cell_minimum: int | None
+
+    def may_read(self, type_name: str, field_name: str) -> bool:
+        return field_name in self.readable.get(type_name, frozenset())
+
+    def scopes_for(self, type_name: str) -> frozenset[str]:
+        return self.scopes.get(type_name, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    by_role: Mapping[str, RoleAccess]
+    # Schema fields that no role may read: null for everyone (fail closed).
+    unmentioned: tuple[tuple[str, str], ...] = field(default=())
+    # Fields the policy names that the schema does not have (drift).
+    unknown: tuple[tuple[str, str], ...] = field(default=())
+
+    def for_role(self, role: str) -> RoleAccess:
+        return self.by_role[role]
+
+
+class Policy:
+    """The loaded `.polar` files."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or POLICY_DIR
+        files = sorted(self.directory.glob("*.polar"))
+        if not files:
+            raise PolicyError(f"no .polar files in {self.directory}")
+        self.files = tuple(files)
+        self._oso = Oso()
+        self._oso.register_class(Principal, name="Principal")
+        try:
+            self._oso.load_files([str(path) for path in files])
+        except Exception as exc:  # Polar raises several unrelated error types
+            raise PolicyError(f"cannot load policy: {exc}") from exc
+        self.roles = frozenset(self._strings("role"))
+        anonymous = self._strings("anonymous_role")
+        if len(anonymous) != 1 or anonymous[0] not in self.roles:
+            raise PolicyError("the policy must name exactly one known anonymous_role")
+        self.anonymous_role = anonymous[0]
+
+    # -- raw decisions (one Polar evaluation each; never on the request path) --
+
+    def allow_field(self, principal: Principal, type_name: str, field_name: str) -> bool:
+        return self._oso.query_rule_once(
+            "allow_field", principal, "read", type_name, field_name
+        )
+
+    def row_scopes(self, principal: Principal, type_name: str) -> frozenset[str]:
+        found = self._bindings("row_scope", principal, type_name, Variable("scope"))
+        return frozenset(_strings_only(found))
+
+    def count_cell_minimum(self, principal: Principal) -> int | None:
+        found = [v for v in self._bindings("count_cell_minimum", principal, Variable("n"))
+                 if isinstance(v, int)]
+        return max(found) if found else None
+
+    def demo_jurisdiction_level(self, role: str) -> str | None:
+        found = self._bindings("demo_jurisdiction", role, Variable("level"))
+        return next(iter(_strings_only(found)), None)
+
+    def demo_officer_kind(self, role: str) -> str | None:
+        """"field" or "supervisor": which seeded officer a demo token of this role acts as."""
+        found = self._bindings("demo_officer", role, Variable("kind"))
+        return next(iter(_strings_only(found)), None)
+
+    # -- compilation ---------------------------------------------------------
+
+    def compile(self, schema_fields: Mapping[str, Iterable[str]]) -> CompiledPolicy:
+        """Read every decision for every role out of the policy, against the schema's fields."""
+        fields = {type_name: frozenset(names) for type_name, names in schema_fields.items()}
+        by_role: dict[str, RoleAccess] = {}
+        named: set[tuple[str, str]] = set()
+        for role in sorted(self.roles):
+            probe = Principal(role=role)
+            readable: dict[str, frozenset[str]] = {}
+            scopes: dict[str, frozenset[str]] = {}
+            for type_name, names in fields.items():
+                allowed, mentioned = self._readable_fields(probe, type_name, names)
+                named.update((type_name, name) for name in mentioned)
+                if allowed:
+                    readable[type_name] = allowed
+                type_scopes = self.row_scopes(probe, type_name)
+                if type_scopes:
+                    scopes[type_name] = type_scopes
+            by_role[role] = RoleAccess(
+                role=role,
+                readable=readable,
+                scopes=scopes,
+                count_cell_minimum=self.count_cell_minimum(probe),
+            )
+        covered = {(t, f) for access in by_role.values() for t, fs in access.readable.items()
+                   for f in fs}
+        unmentioned = tuple(sorted(
+            (t, f) for t, names in fields.items() for f in names if (t, f) not in covered
+        ))
+        unknown = tuple(sorted(
+            (t, f) for t, f in named if t not in fields or f not in fields[t]
+        ))
+        return CompiledPolicy(by_role=by_role, unmentioned=unmentioned, unknown=unknown)
+
+    def _readable_fields(
+        self, probe: Principal, type_name: str, names: frozenset[str]
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """(fields of the schema the probe may read, every field name the policy yields)."""
+        yielded: set[str] = set()
+        wildcard = False
+        for value in self._bindings("allow_field", probe, "read", type_name, Variable("f")):
+            if isinstance(value, Variable):
+                # A rule that leaves the field unbound allows any field of the type.
+                wildcard = True
+            elif isinstance(value, str):
+                yielded.add(value)
+        if wildcard:
+            return names, frozenset(yielded)
+        return names & yielded, frozenset(yielded)
+
+    def _strings(self, rule: str) -> list[str]:
+        return _strings_only(self._bindings(rule, Variable("x")))
+
+    def _bindings(self, rule: str, *args: object) -> list[object]:
+        variables = [a for a in args if isinstance(a, Variable)]
+        if len(variables) != 1:
+            raise PolicyError("internal: expected exactly one unbound variable")
+        name = variables[0]
+        try:
+            results = list(self._oso.query_rule(rule, *args, accept_expression=False))
+        except PolarRuntimeError as exc:
+            # A rule that needs object data (e.g. actor.area) cannot be compiled per role.
+            raise PolicyError(f"cannot compile rule {rule} for {args[:2]}: {exc}") from exc
+        # Polar hands back an unbound variable (a str subclass) when a rule leaves it open.
+        return [result["bindings"].get(name) for result in results]
+
+
+def _strings_only(values: Iterable[object]) -> list[str]:
+    return [v for v in values if isinstance(v, str) and not isinstance(v, Variable)]

@@ -1,0 +1,33 @@
+# Community reports — anyone may submit one (also anonymously) and follow it
+# with the receipt code.
+#
+# Who sees them: immigration all; police and military the reports located in
+# their jurisdiction; district officials and neighbourhood heads the reports
+# they submitted themselves; the public only the status, by receipt code.
+# Invariant: the reporter's contact and the linked foreigner are immigration's.
+
+row_scope(actor: Principal, "Report", "all") if immigration(actor.role);
+row_scope(actor: Principal, "Report", "jurisdiction") if security_partner(actor.role);
+row_scope(actor: Principal, "Report", "own_submitted") if
+    actor.role in ["district", "neighbourhood"];
+
+readable(role, "Report", field) if
+    immigration(role) and
+    field in ["reporterContact", "foreigner", "assignedOfficer", "receiptCode"];
+
+readable(role, "Report", field) if
+    (immigration(role) or security_partner(role) or role in ["district", "neighbourhood"]) and
+    field in ["id", "category", "text", "areaCode", "area", "status", "createdAt", "updatedAt"];
+
+# Submitters keep their own receipt code.
+readable(role, "Report", field) if
+    role in ["district", "neighbourhood"] and
+    field in ["receiptCode"];
+
+readable(role, "ReportConnection", field) if
+    (immigration(role) or security_partner(role) or role in ["district", "neighbourhood"]) and
+    field in ["nodes", "pageInfo"];
+
+# What the submitter gets back, and what anyone holding a receipt code may read.
+readable(_role, "ReportReceipt", field) if field in ["receiptCode", "status"];
+readable(_role, "ReportStatus", field) if field in ["receiptCode", "status", "updatedAt"];

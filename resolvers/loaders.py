@@ -1,0 +1,203 @@
+"""Per-request DataLoaders: every relation is fetched in one statement per batch,
+so the number of statements of a query does not grow with the length of its lists.
+
+Loaders of scoped types apply the principal's scope condition: a reference to
+an out-of-scope row loads as None, exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy import func, select
+
+from resolvers.area_codes import AreaCodeError, level_of
+from resolvers.db import Database
+from resolvers.models import (
+    Area,
+    Foreigner,
+    Officer,
+    OfficerActivity,
+    Report,
+    Residence,
+    StayPermit,
+)
+from resolvers.queries import foreigner_select
+from resolvers.scopes import Condition
+
+
+class _ScopedLoader(DataLoader):
+    def __init__(self, db: Database, scope: Condition) -> None:
+        super().__init__()
+        self.db = db
+        self.scope = scope
+
+
+def _by_key(rows: Iterable[Any], key: str, keys: Sequence[Any]) -> list[Any]:
+    found = {row[key]: row for row in rows}
+    return [found.get(k) for k in keys]
+
+
+def _grouped(rows: Iterable[Any], key: str, keys: Sequence[Any]) -> list[list[Any]]:
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    for row in rows:
+        groups[row[key]].append(row)
+    return [groups.get(k, []) for k in keys]
+
+
+class ForeignerByIdLoader(_ScopedLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
+        rows = await self.db.all(foreigner_select().where(self.scope, Foreigner.id.in_(ids)))
+        return _by_key(rows, "id", ids)
+
+
+class AreaByCodeLoader(_ScopedLoader):
+    async def batch_load_fn(self, codes: Sequence[str]) -> list[Any]:
+        rows = await self.db.all(select(Area).where(self.scope, Area.code.in_(codes)))
+        return _by_key(rows, "code", codes)
+
+
+class AreaChildrenLoader(_ScopedLoader):
+    async def batch_load_fn(self, codes: Sequence[str]) -> list[list[Any]]:
+        statement = (
+            select(Area).where(self.scope, Area.parent_code.in_(codes)).order_by(Area.code)
+        )
+        return _grouped(await self.db.all(statement), "parent_code", codes)
+
+
+class ReportByIdLoader(_ScopedLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
+        rows = await self.db.all(select(Report).where(self.scope, Report.id.in_(ids)))
+        return _by_key(rows, "id", ids)
+
+
+class ActivityByIdLoader(_ScopedLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
+        statement = select(OfficerActivity).where(self.scope, OfficerActivity.id.in_(ids))
+        return _by_key(await self.db.all(statement), "id", ids)
+
+
+class OfficerByIdLoader(_ScopedLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
+        rows = await self.db.all(select(Officer).where(self.scope, Officer.id.in_(ids)))
+        return _by_key(rows, "id", ids)
+
+
+class ResidencesByForeignerLoader(DataLoader):
+    """All residences of already-scoped foreigners, the current one first."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+
+    async def batch_load_fn(self, foreigner_ids: Sequence[int]) -> list[list[Any]]:
+        statement = (
+            select(Residence)
+            .where(Residence.foreigner_id.in_(foreigner_ids))
+            .order_by(Residence.foreigner_id, Residence.valid_to.is_not(None),
+                      Residence.valid_from.desc())
+        )
+        return _grouped(await self.db.all(statement), "foreigner_id", foreigner_ids)
+
+
+class PermitsByForeignerLoader(DataLoader):
+    """All stay permits of already-scoped foreigners, newest first."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+
+    async def batch_load_fn(self, foreigner_ids: Sequence[int]) -> list[list[Any]]:
+        statement = (
+            select(StayPermit)
+            .where(StayPermit.foreigner_id.in_(foreigner_ids))
+            .order_by(StayPermit.foreigner_id, StayPermit.issued_on.desc())
+        )
+        return _grouped(await self.db.all(statement), "foreigner_id", foreigner_ids)
+
+
+def _codes_by_level(codes: Sequence[str]) -> dict[str, list[str]]:
+    by_level: dict[str, list[str]] = defaultdict(list)
+    for code in codes:
+        try:
+            by_level[level_of(code)].append(code)
+        except AreaCodeError:
+            continue
+    return by_level
+
+
+class ForeignerCountByAreaLoader(DataLoader):
+    """Foreigners whose current residence lies in each area: COUNT … GROUP BY, one per level.
+
+    Callers pass only areas already in the principal's scope; every residence
+    inside such an area is inside the principal's jurisdiction too.
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+
+    async def batch_load_fn(self, codes: Sequence[str]) -> list[int]:
+        counts: dict[str, int] = {}
+        for level, level_codes in _codes_by_level(codes).items():
+            column = getattr(Residence, f"{level}_code")
+            statement = (
+                select(column.label("code"), func.count().label("n"))
+                .where(Residence.valid_to.is_(None), column.in_(level_codes))
+                .group_by(column)
+            )
+            counts.update({row["code"]: int(row["n"]) for row in await self.db.all(statement)})
+        return [counts.get(code, 0) for code in codes]
+
+
+class BreakdownByAreaLoader(DataLoader):
+    """Counts per area broken down by a column (nationality, permit type)."""
+
+    def __init__(self, db: Database, dimension: str) -> None:
+        super().__init__()
+        self.db = db
+        self.dimension = dimension
+
+    def _column(self) -> Any:
+        if self.dimension == "nationality":
+            return Foreigner.nationality
+        return StayPermit.permit_type
+
+    async def batch_load_fn(self, codes: Sequence[str]) -> list[list[tuple[str, int]]]:
+        buckets: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        key = self._column()
+        for level, level_codes in _codes_by_level(codes).items():
+            area_column = getattr(Residence, f"{level}_code")
+            statement = (
+                select(area_column.label("code"), key.label("key"), func.count().label("n"))
+                .select_from(Residence)
+                .join(Foreigner, Foreigner.id == Residence.foreigner_id)
+                .outerjoin(StayPermit, (StayPermit.foreigner_id == Foreigner.id)
+                           & StayPermit.is_current.is_(True))
+                .where(Residence.valid_to.is_(None), area_column.in_(level_codes))
+                .group_by(area_column, key)
+                .order_by(area_column, func.count().desc(), key)
+            )
+            for row in await self.db.all(statement):
+                buckets[row["code"]].append((row["key"] or "unknown", int(row["n"])))
+        return [buckets.get(code, []) for code in codes]
+
+
+class Loaders:
+    """The loaders of one request, each bound to the principal's scopes."""
+
+    def __init__(self, db: Database, scopes: dict[str, Condition]) -> None:
+        self.foreigner = ForeignerByIdLoader(db, scopes["Foreigner"])
+        self.area = AreaByCodeLoader(db, scopes["Area"])
+        self.area_children = AreaChildrenLoader(db, scopes["Area"])
+        self.report = ReportByIdLoader(db, scopes["Report"])
+        self.activity = ActivityByIdLoader(db, scopes["Activity"])
+        self.officer = OfficerByIdLoader(db, scopes["Officer"])
+        self.residences = ResidencesByForeignerLoader(db)
+        self.permits = PermitsByForeignerLoader(db)
+        self.foreigner_count = ForeignerCountByAreaLoader(db)
+        self.by_nationality = BreakdownByAreaLoader(db, "nationality")
+        self.by_permit_type = BreakdownByAreaLoader(db, "permit_type")

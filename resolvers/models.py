@@ -1,0 +1,139 @@
+"""SQLAlchemy 2 models for the immigration office's data.
+
+Every located row (residence, report, activity) carries the area code of each
+level of the tree (city > kecamatan > kelurahan > RW > RT) so that row scoping
+by jurisdiction is one equality test on an indexed column, whatever the level
+of the principal's jurisdiction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Area(Base):
+    """A node of the area tree; `code` is hierarchical (Kemendagri style, extended to RW/RT)."""
+
+    __tablename__ = "area"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    level: Mapped[str] = mapped_column(String(16), index=True)
+    parent_code: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("area.code"), index=True
+    )
+
+
+class LocatedMixin:
+    """Area codes of every level, denormalised so jurisdiction checks are one equality."""
+
+    city_code: Mapped[str] = mapped_column(String(32), index=True)
+    kecamatan_code: Mapped[str] = mapped_column(String(32), index=True)
+    kelurahan_code: Mapped[str] = mapped_column(String(32), index=True)
+    rw_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    rt_code: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class Foreigner(Base):
+    __tablename__ = "foreigner"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    passport_number: Mapped[str] = mapped_column(String(32), unique=True)
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    photo_url: Mapped[str | None] = mapped_column(String(300))
+    nationality: Mapped[str] = mapped_column(String(3), index=True)
+    sex: Mapped[str] = mapped_column(String(1))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StayPermit(Base):
+    __tablename__ = "stay_permit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    foreigner_id: Mapped[int] = mapped_column(ForeignKey("foreigner.id"), index=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    permit_type: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    expires_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    sponsor_name: Mapped[str | None] = mapped_column(String(200))
+    sponsor_type: Mapped[str] = mapped_column(String(32))
+    # The permit currently in force; a foreigner has at most one.
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (Index("ix_stay_permit_current", "foreigner_id", "is_current"),)
+
+
+class Residence(LocatedMixin, Base):
+    __tablename__ = "residence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    foreigner_id: Mapped[int] = mapped_column(ForeignKey("foreigner.id"), index=True)
+    street_address: Mapped[str] = mapped_column(String(300))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    # NULL while the foreigner still lives here.
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+
+    __table_args__ = (Index("ix_residence_current", "foreigner_id", "valid_to"),)
+
+
+class Officer(Base):
+    __tablename__ = "officer"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rank: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(120))
+    is_supervisor: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Report(LocatedMixin, Base):
+    __tablename__ = "report"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt_code: Mapped[str] = mapped_column(String(32), unique=True)
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    reporter_contact: Mapped[str | None] = mapped_column(String(200))
+    # Token subject of the principal who submitted it; NULL for anonymous reports.
+    submitted_by: Mapped[str | None] = mapped_column(String(120), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    foreigner_id: Mapped[int | None] = mapped_column(ForeignKey("foreigner.id"), index=True)
+    assigned_officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OfficerActivity(LocatedMixin, Base):
+    __tablename__ = "officer_activity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    subject_foreigner_id: Mapped[int | None] = mapped_column(ForeignKey("foreigner.id"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("report.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    joint_operation: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -1,0 +1,227 @@
+"""Scoped read queries. Every statement that returns rows of a scoped type carries
+the principal's scope condition, so out-of-scope rows never leave the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+
+from resolvers.db import Database
+from resolvers.models import Area, Foreigner, Officer, OfficerActivity, Report, StayPermit
+from resolvers.paging import CursorError, Page, decode_cursor, encode_cursor
+from resolvers.scopes import Condition, foreigners_living_in
+
+FOREIGNER_ORDERS = {
+    "ID": (),
+    "NAME": (Foreigner.full_name,),
+    "PERMIT_EXPIRES_ON": (StayPermit.expires_on,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignerFilter:
+    area_code: str | None = None
+    nationality: str | None = None
+    permit_type: str | None = None
+    permit_status: str | None = None
+    expires_before: dt.date | None = None
+    name: str | None = None
+    document_number: str | None = None
+
+
+def foreigner_select() -> Select[Any]:
+    """Foreigner columns with the permit currently in force, one row per foreigner."""
+    return select(
+        Foreigner.id,
+        Foreigner.full_name,
+        Foreigner.passport_number,
+        Foreigner.birth_date,
+        Foreigner.photo_url,
+        Foreigner.nationality,
+        Foreigner.sex,
+        StayPermit.number.label("permit_number"),
+        StayPermit.permit_type,
+        StayPermit.status.label("permit_status"),
+        StayPermit.expires_on.label("permit_expires_on"),
+        StayPermit.sponsor_type,
+    ).outerjoin(
+        StayPermit, and_(StayPermit.foreigner_id == Foreigner.id, StayPermit.is_current.is_(True))
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def foreigner_filter_conditions(f: ForeignerFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if f.area_code is not None:
+        conditions.append(foreigners_living_in(f.area_code))
+    if f.nationality is not None:
+        conditions.append(Foreigner.nationality == f.nationality.upper())
+    if f.permit_type is not None:
+        conditions.append(StayPermit.permit_type == f.permit_type)
+    if f.permit_status is not None:
+        conditions.append(StayPermit.status == f.permit_status)
+    if f.expires_before is not None:
+        conditions.append(StayPermit.expires_on < f.expires_before)
+    if f.name is not None:
+        pattern = f"%{_like_escape(f.name.lower())}%"
+        conditions.append(func.lower(Foreigner.full_name).like(pattern, escape="\\"))
+    if f.document_number is not None:
+        conditions.append(by_document_number(f.document_number))
+    return conditions
+
+
+def by_document_number(number: str) -> ColumnElement[bool]:
+    """A passport number or the number of any permit the foreigner ever held."""
+    normalized = number.strip().upper()
+    permit_holder = select(StayPermit.foreigner_id).where(StayPermit.number == normalized)
+    return or_(Foreigner.passport_number == normalized, Foreigner.id.in_(permit_holder))
+
+
+async def foreigner_page(
+    db: Database,
+    scope: Condition,
+    filters: ForeignerFilter,
+    order: str,
+    first: int,
+    after: str | None,
+) -> Page:
+    keys = (*FOREIGNER_ORDERS[order], Foreigner.id)
+    statement = foreigner_select().where(scope, *foreigner_filter_conditions(filters))
+    if after is not None:
+        last = decode_cursor(order, after)
+        if len(last) != len(keys):
+            raise CursorError()
+        last = _cursor_values(order, last)
+        statement = statement.where(tuple_(*keys) > tuple_(*last))
+    statement = statement.order_by(*keys).limit(first + 1)
+    rows = list(await db.all(statement))
+    has_next = len(rows) > first
+    rows = rows[:first]
+    end = None
+    if rows:
+        end = encode_cursor(order, _cursor_key(order, rows[-1]))
+    return Page(rows=rows, end_cursor=end, has_next_page=has_next)
+
+
+def _cursor_key(order: str, row: Any) -> list[Any]:
+    if order == "NAME":
+        return [row["full_name"], row["id"]]
+    if order == "PERMIT_EXPIRES_ON":
+        expires = row["permit_expires_on"]
+        return [expires.isoformat() if expires else None, row["id"]]
+    return [row["id"]]
+
+
+def _cursor_values(order: str, key: list[Any]) -> list[Any]:
+    try:
+        if order == "PERMIT_EXPIRES_ON":
+            return [dt.date.fromisoformat(key[0]), int(key[1])]
+        if order == "NAME":
+            return [str(key[0]), int(key[1])]
+        return [int(key[0])]
+    except (TypeError, ValueError) as exc:
+        raise CursorError() from exc
+
+
+async def foreigner_count(db: Database, scope: Condition, filters: ForeignerFilter) -> int:
+    statement = (
+        select(func.count())
+        .select_from(foreigner_select().where(scope, *foreigner_filter_conditions(filters))
+                     .subquery())
+    )
+    return int(await db.scalar(statement) or 0)
+
+
+async def foreigner_by_document(db: Database, scope: Condition, number: str) -> Any | None:
+    statement = foreigner_select().where(scope, by_document_number(number)).limit(1)
+    return await db.first(statement)
+
+
+# -- areas ---------------------------------------------------------------------
+
+
+async def areas(
+    db: Database, scope: Condition, level: str | None, parent_code: str | None
+) -> list[Any]:
+    statement = select(Area).where(scope)
+    if level is not None:
+        statement = statement.where(Area.level == level)
+    if parent_code is not None:
+        statement = statement.where(Area.parent_code == parent_code)
+    return list(await db.all(statement.order_by(Area.code).limit(5000)))
+
+
+# -- reports -------------------------------------------------------------------
+
+
+async def report_page(
+    db: Database,
+    scope: Condition,
+    status: str | None,
+    category: str | None,
+    first: int,
+    after: str | None,
+) -> Page:
+    statement = select(Report).where(scope)
+    if status is not None:
+        statement = statement.where(Report.status == status)
+    if category is not None:
+        statement = statement.where(Report.category == category)
+    return await _id_page(db, statement, Report.id, "REPORT", first, after)
+
+
+async def report_status(db: Database, receipt_code: str) -> Any | None:
+    statement = select(Report.receipt_code, Report.status, Report.updated_at).where(
+        Report.receipt_code == receipt_code.strip().upper()
+    )
+    return await db.first(statement)
+
+
+# -- activities ----------------------------------------------------------------
+
+
+async def activity_page(
+    db: Database,
+    scope: Condition,
+    officer_id: int | None,
+    since: dt.datetime | None,
+    joint_only: bool,
+    first: int,
+    after: str | None,
+) -> Page:
+    statement = select(OfficerActivity).where(scope)
+    if officer_id is not None:
+        statement = statement.where(OfficerActivity.officer_id == officer_id)
+    if since is not None:
+        statement = statement.where(OfficerActivity.occurred_at >= since)
+    if joint_only:
+        statement = statement.where(OfficerActivity.joint_operation.is_(True))
+    return await _id_page(db, statement, OfficerActivity.id, "ACTIVITY", first, after)
+
+
+async def officers(db: Database, scope: Condition) -> list[Any]:
+    return list(await db.all(select(Officer).where(scope).order_by(Officer.id)))
+
+
+async def _id_page(
+    db: Database, statement: Select[Any], id_column: Any, kind: str, first: int, after: str | None
+) -> Page:
+    """Newest first, keyed on the id."""
+    if after is not None:
+        key = decode_cursor(kind, after)
+        try:
+            last_id = int(key[0])
+        except (IndexError, TypeError, ValueError) as exc:
+            raise CursorError() from exc
+        statement = statement.where(id_column < last_id)
+    rows = list(await db.all(statement.order_by(id_column.desc()).limit(first + 1)))
+    has_next = len(rows) > first
+    rows = rows[:first]
+    end = encode_cursor(kind, [rows[-1]["id"]]) if rows else None
+    return Page(rows=rows, end_cursor=end, has_next_page=has_next)

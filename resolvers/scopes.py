@@ -1,0 +1,102 @@
+"""Row scopes named by the policy, turned into SQL conditions.
+
+The policy says *which* scope applies to a role ("all", "jurisdiction", …);
+this module says what each scope means for each table. A scope this module
+does not know, or a scope that needs a claim the principal lacks, matches no
+row: fail closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+
+from policies import Principal
+from resolvers.area_codes import AreaCodeError, level_of
+from resolvers.models import Area, Foreigner, OfficerActivity, Report, Residence
+
+Condition = ColumnElement[bool]
+ScopeBuilder = Callable[[Principal], Condition]
+
+
+def located_in(model: type, area_code: str | None) -> Condition:
+    """Rows of a located table (residence, report, activity) inside an area."""
+    if area_code is None:
+        return false()
+    try:
+        level = level_of(area_code)
+    except AreaCodeError:
+        return false()
+    return getattr(model, f"{level}_code") == area_code
+
+
+def foreigners_living_in(area_code: str | None) -> Condition:
+    """Foreigners whose current residence lies inside an area."""
+    current = select(Residence.foreigner_id).where(
+        Residence.valid_to.is_(None), located_in(Residence, area_code)
+    )
+    return Foreigner.id.in_(current)
+
+
+def _area_within(area_code: str | None) -> Condition:
+    if area_code is None:
+        return false()
+    return or_(Area.code == area_code, Area.code.like(area_code + ".%"))
+
+
+def _own_officer(principal: Principal) -> Condition:
+    if principal.officer_id is None:
+        return false()
+    return OfficerActivity.officer_id == principal.officer_id
+
+
+def _own_submitted(principal: Principal) -> Condition:
+    if principal.subject is None:
+        return false()
+    return Report.submitted_by == principal.subject
+
+
+SCOPES: dict[str, dict[str, ScopeBuilder]] = {
+    "Foreigner": {
+        "all": lambda _p: true(),
+        "jurisdiction": lambda p: foreigners_living_in(p.area),
+    },
+    "Area": {
+        "all": lambda _p: true(),
+        "jurisdiction": lambda p: _area_within(p.area),
+        "kecamatan_level": lambda _p: Area.level == "kecamatan",
+    },
+    "Report": {
+        "all": lambda _p: true(),
+        "jurisdiction": lambda p: located_in(Report, p.area),
+        "own_submitted": _own_submitted,
+    },
+    "Activity": {
+        "all": lambda _p: true(),
+        "own_officer": _own_officer,
+        "joint_in_jurisdiction": lambda p: and_(
+            OfficerActivity.joint_operation.is_(True), located_in(OfficerActivity, p.area)
+        ),
+    },
+    "Officer": {
+        "all": lambda _p: true(),
+    },
+}
+
+
+def scope_condition(type_name: str, scopes: frozenset[str], principal: Principal) -> Condition:
+    """The SQL condition for the rows of `type_name` a principal may see."""
+    builders = SCOPES.get(type_name, {})
+    conditions = [builders[name](principal) for name in sorted(scopes) if name in builders]
+    if not conditions:
+        return false()
+    return conditions[0] if len(conditions) == 1 else or_(*conditions)
+
+
+def unknown_scopes(scopes_by_type: dict[str, frozenset[str]]) -> list[tuple[str, str]]:
+    """(type, scope) pairs the policy names that this module cannot enforce."""
+    return sorted(
+        (t, s) for t, names in scopes_by_type.items() for s in names
+        if s not in SCOPES.get(t, {})
+    )

@@ -1,0 +1,108 @@
+"""Officers and their field activities."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from schema.areas import Area, load_area
+from schema.common import Ctx, PageInfo
+from schema.foreigners import Foreigner, load_foreigner
+from schema.reports import Report, load_report
+
+
+@strawberry.enum
+class ActivityKind(Enum):
+    DOCUMENT_CHECK = "document_check"
+    HOME_VISIT = "home_visit"
+    REPORT_FOLLOW_UP = "report_follow_up"
+    JOINT_OPERATION = "joint_operation"
+
+
+@strawberry.type
+class Officer:
+    id: strawberry.ID | None
+    name: str | None
+    rank: str | None
+    unit: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Officer:
+        return cls(id=strawberry.ID(str(row["id"])), name=row["name"], rank=row["rank"],
+                   unit=row["unit"])
+
+
+async def load_officer(info: Ctx, officer_id: int | None) -> Officer | None:
+    if officer_id is None:
+        return None
+    row = await info.context.loaders.officer.load(officer_id)
+    return Officer.from_row(row) if row else None
+
+
+@strawberry.type
+class Activity:
+    id: strawberry.ID | None
+    kind: str | None
+    occurred_at: dt.datetime | None
+    area_code: str | None
+    latitude: float | None
+    longitude: float | None
+    notes: str | None
+    joint_operation: bool | None
+    officer_id: strawberry.Private[int]
+    subject_id: strawberry.Private[int | None]
+    report_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Activity:
+        return cls(
+            id=strawberry.ID(str(row["id"])),
+            kind=row["kind"],
+            occurred_at=row["occurred_at"],
+            area_code=row["rt_code"] or row["rw_code"] or row["kelurahan_code"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
+            notes=row["notes"],
+            joint_operation=row["joint_operation"],
+            officer_id=row["officer_id"],
+            subject_id=row["subject_foreigner_id"],
+            report_id=row["report_id"],
+        )
+
+    @strawberry.field
+    async def area(self, info: Ctx) -> Area | None:
+        return await load_area(info, self.area_code)
+
+    @strawberry.field
+    async def officer(self, info: Ctx) -> Officer | None:
+        return await load_officer(info, self.officer_id)
+
+    @strawberry.field(description="The foreigner the activity concerned.")
+    async def subject(self, info: Ctx) -> Foreigner | None:
+        return await load_foreigner(info, self.subject_id)
+
+    @strawberry.field
+    async def report(self, info: Ctx) -> Report | None:
+        return await load_report(info, self.report_id)
+
+
+@strawberry.type
+class ActivityConnection:
+    nodes: list[Activity] | None
+    page_info: PageInfo | None
+
+
+@strawberry.input
+class RecordActivityInput:
+    kind: ActivityKind
+    area_code: str = strawberry.field(description="Kelurahan, RW or RT code where it happened.")
+    latitude: float | None = None
+    longitude: float | None = None
+    subject_foreigner_id: strawberry.ID | None = None
+    report_id: strawberry.ID | None = None
+    notes: str | None = None
+    joint_operation: bool = False
+    occurred_at: dt.datetime | None = None

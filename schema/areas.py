@@ -1,0 +1,70 @@
+"""Areas of the office (city > kecamatan > kelurahan > RW > RT) with foreigner counts.
+
+Counts are SQL aggregates; a count below the caller's cell minimum is null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from schema.common import Ctx, CountBucket
+
+
+@strawberry.federation.type(keys=["code"])
+class Area:
+    code: str | None
+    name: str | None
+    level: str | None
+    parent_code: strawberry.Private[str | None]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Area:
+        return cls(code=row["code"], name=row["name"], level=row["level"],
+                   parent_code=row["parent_code"])
+
+    @classmethod
+    async def resolve_reference(cls, info: Ctx, code: str, **_representation: Any) -> Area | None:
+        return await load_area(info, code)
+
+    @strawberry.field
+    async def parent(self, info: Ctx) -> Area | None:
+        return await load_area(info, self.parent_code)
+
+    @strawberry.field
+    async def children(self, info: Ctx) -> list[Area] | None:
+        rows = await info.context.loaders.area_children.load(self.code)
+        return [Area.from_row(r) for r in rows]
+
+    @strawberry.field(description="Foreigners currently living in this area.")
+    async def foreigner_count(self, info: Ctx) -> int | None:
+        count = await info.context.loaders.foreigner_count.load(self.code)
+        return _suppressed(info, count)
+
+    @strawberry.field(description="Foreigners living here, by nationality (ISO 3166 alpha-3).")
+    async def by_nationality(self, info: Ctx) -> list[CountBucket] | None:
+        return _buckets(info, await info.context.loaders.by_nationality.load(self.code))
+
+    @strawberry.field(description="Foreigners living here, by type of the current stay permit.")
+    async def by_permit_type(self, info: Ctx) -> list[CountBucket] | None:
+        return _buckets(info, await info.context.loaders.by_permit_type.load(self.code))
+
+
+def _suppressed(info: Ctx, count: int) -> int | None:
+    minimum = info.context.access.count_cell_minimum
+    if minimum is not None and count < minimum:
+        info.context.redacted.add(("Area", "foreignerCount"))
+        return None
+    return count
+
+
+def _buckets(info: Ctx, buckets: list[tuple[str, int]]) -> list[CountBucket]:
+    return [CountBucket(key=key, count=_suppressed(info, n)) for key, n in buckets]
+
+
+async def load_area(info: Ctx, code: str | None) -> Area | None:
+    if not code:
+        return None
+    row = await info.context.loaders.area.load(code)
+    return Area.from_row(row) if row else None

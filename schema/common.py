@@ -1,0 +1,51 @@
+"""Types shared by every domain module."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import GraphQLContext
+
+Ctx = Info[GraphQLContext, None]
+
+
+@strawberry.type
+class PageInfo:
+    end_cursor: str | None
+    has_next_page: bool | None
+
+
+@strawberry.type
+class CountBucket:
+    key: str | None
+    count: int | None
+
+
+def int_id(value: strawberry.ID | str, what: str = "id") -> int:
+    """A numeric database id from a GraphQL ID; malformed ids are just missing rows."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1
+
+
+def age_band(birth_date: dt.date | None, today: dt.date | None = None) -> str | None:
+    if birth_date is None:
+        return None
+    today = today or dt.date.today()
+    age = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month,
+                                                                        birth_date.day))
+    for upper, label in ((24, "18-24"), (34, "25-34"), (44, "35-44"), (54, "45-54"),
+                         (64, "55-64")):
+        if age <= upper:
+            return label if age >= 18 else "under 18"
+    return "65+"
+
+
+def enum_value(value: Enum | None) -> Any:
+    return None if value is None else value.value

@@ -1,0 +1,50 @@
+"""What every resolver gets in `info.context`: who asks, what they may do, and the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies import Principal, RoleAccess
+from resolvers.db import Database
+from resolvers.loaders import Loaders
+from resolvers.scopes import Condition, scope_condition
+from schema.errors import ForbiddenError
+
+SCOPED_TYPES = ("Foreigner", "Area", "Report", "Activity", "Officer")
+
+
+@dataclass
+class GraphQLContext:
+    principal: Principal
+    access: RoleAccess
+    db: Database
+    loaders: Loaders
+    scopes: dict[str, Condition]
+    # (type, field) pairs hidden from this caller in this response.
+    redacted: set[tuple[str, str]] = field(default_factory=set)
+    request: Any = None
+
+    def may_read(self, type_name: str, field_name: str) -> bool:
+        return self.access.may_read(type_name, field_name)
+
+    def require_readable(self, type_name: str, field_name: str) -> None:
+        """Reject filtering, sorting or searching by a field the caller cannot read."""
+        if not self.access.may_read(type_name, field_name):
+            raise ForbiddenError(f"cannot filter or sort by {type_name}.{field_name}")
+
+
+def build_context(
+    principal: Principal, access: RoleAccess, db: Database, request: Any = None
+) -> GraphQLContext:
+    scopes = {
+        name: scope_condition(name, access.scopes_for(name), principal) for name in SCOPED_TYPES
+    }
+    return GraphQLContext(
+        principal=principal,
+        access=access,
+        db=db,
+        loaders=Loaders(db, scopes),
+        scopes=scopes,
+        request=request,
+    )

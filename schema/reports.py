@@ -1,0 +1,126 @@
+"""Community reports: submitted by anyone, followed by receipt code, triaged by immigration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from schema.areas import Area, load_area
+from schema.common import Ctx, PageInfo, int_id
+from schema.foreigners import Foreigner, load_foreigner
+
+if TYPE_CHECKING:
+    from schema.activities import Officer
+
+
+@strawberry.enum
+class ReportCategory(Enum):
+    OVERSTAY = "overstay"
+    ILLEGAL_WORK = "illegal_work"
+    SUSPICIOUS_ACTIVITY = "suspicious_activity"
+    ADDRESS_CHANGE = "address_change"
+    OTHER = "other"
+
+
+@strawberry.enum
+class ReportState(Enum):
+    RECEIVED = "received"
+    TRIAGED = "triaged"
+    INVESTIGATING = "investigating"
+    CLOSED = "closed"
+
+
+@strawberry.type
+class Report:
+    id: strawberry.ID | None
+    receipt_code: str | None
+    category: str | None
+    text: str | None
+    area_code: str | None
+    status: str | None
+    reporter_contact: str | None
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    foreigner_id: strawberry.Private[int | None]
+    assigned_officer_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Report:
+        return cls(
+            id=strawberry.ID(str(row["id"])),
+            receipt_code=row["receipt_code"],
+            category=row["category"],
+            text=row["text"],
+            area_code=row["rt_code"] or row["rw_code"] or row["kelurahan_code"],
+            status=row["status"],
+            reporter_contact=row["reporter_contact"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            foreigner_id=row["foreigner_id"],
+            assigned_officer_id=row["assigned_officer_id"],
+        )
+
+    @strawberry.field
+    async def area(self, info: Ctx) -> Area | None:
+        return await load_area(info, self.area_code)
+
+    @strawberry.field(description="The foreigner the report is about, if linked.")
+    async def foreigner(self, info: Ctx) -> Foreigner | None:
+        return await load_foreigner(info, self.foreigner_id)
+
+    @strawberry.field
+    async def assigned_officer(
+        self, info: Ctx
+    ) -> Annotated[Officer, strawberry.lazy("schema.activities")] | None:
+        from schema.activities import load_officer
+
+        return await load_officer(info, self.assigned_officer_id)
+
+
+async def load_report(info: Ctx, report_id: int | None) -> Report | None:
+    if report_id is None:
+        return None
+    row = await info.context.loaders.report.load(report_id)
+    return Report.from_row(row) if row else None
+
+
+@strawberry.type
+class ReportConnection:
+    nodes: list[Report] | None
+    page_info: PageInfo | None
+
+
+@strawberry.type(description="What anyone holding a receipt code may know about a report.")
+class ReportStatus:
+    receipt_code: str | None
+    status: str | None
+    updated_at: dt.datetime | None
+
+
+@strawberry.type
+class ReportReceipt:
+    receipt_code: str | None
+    status: str | None
+
+
+@strawberry.input
+class SubmitReportInput:
+    category: ReportCategory
+    text: str
+    area_code: str = strawberry.field(description="Kelurahan, RW or RT code where it happens.")
+    reporter_contact: str | None = None
+    foreigner_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class UpdateReportInput:
+    id: strawberry.ID
+    status: ReportState | None = None
+    assigned_officer_id: strawberry.ID | None = None
+
+
+def report_id(value: strawberry.ID) -> int:
+    return int_id(value)

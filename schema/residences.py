@@ -1,0 +1,50 @@
+"""Residences: where a foreigner lives, down to the RT."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from schema.common import Ctx
+
+if TYPE_CHECKING:
+    from schema.areas import Area
+
+
+@strawberry.type
+class Residence:
+    id: strawberry.ID | None
+    street_address: str | None
+    latitude: float | None
+    longitude: float | None
+    area_code: str | None
+    kecamatan_code: str | None
+    kelurahan_code: str | None
+    rw_code: str | None
+    rt_code: str | None
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Residence:
+        return cls(
+            id=strawberry.ID(str(row["id"])),
+            street_address=row["street_address"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
+            area_code=row["rt_code"] or row["rw_code"] or row["kelurahan_code"],
+            kecamatan_code=row["kecamatan_code"],
+            kelurahan_code=row["kelurahan_code"],
+            rw_code=row["rw_code"],
+            rt_code=row["rt_code"],
+            valid_from=row["valid_from"],
+            valid_to=row["valid_to"],
+        )
+
+    @strawberry.field(description="The smallest area the residence lies in.")
+    async def area(self, info: Ctx) -> Annotated[Area, strawberry.lazy("schema.areas")] | None:
+        from schema.areas import load_area
+
+        return await load_area(info, self.area_code)

@@ -1,0 +1,355 @@
+"""Query and Mutation, composed from the domain modules into one federated schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+from graphql import GraphQLObjectType
+from strawberry.extensions import MaskErrors
+
+from resolvers import commands, queries
+from resolvers.area_codes import is_area_code
+from resolvers.paging import CursorError, PageSizeError, check_page_size
+from schema.activities import (
+    Activity,
+    ActivityConnection,
+    Officer,
+    RecordActivityInput,
+    load_officer,
+)
+from schema.areas import Area, load_area
+from schema.common import Ctx, PageInfo, enum_value, int_id
+from schema.errors import BadInputError, CodedError, ForbiddenError, NotFoundError
+from schema.foreigners import (
+    Foreigner,
+    ForeignerCheck,
+    ForeignerConnection,
+    ForeignerFilterInput,
+    ForeignerOrder,
+    load_foreigner,
+)
+from schema.me import Me
+from schema.privacy import FieldPolicy
+from schema.reports import (
+    Report,
+    ReportCategory,
+    ReportConnection,
+    ReportReceipt,
+    ReportState,
+    ReportStatus,
+    SubmitReportInput,
+    UpdateReportInput,
+    load_report,
+)
+
+MAX_TEXT = 4000
+MAX_CONTACT = 200
+
+# Which readable field each filter or sort argument reveals (SPEC rule 5: no side channel).
+FOREIGNER_FILTER_FIELDS = {
+    "area_code": ("Residence", "areaCode"),
+    "nationality": ("Foreigner", "nationality"),
+    "permit_type": ("Foreigner", "permitType"),
+    "permit_status": ("Foreigner", "permitStatus"),
+    "expires_before": ("Foreigner", "permitExpiresOn"),
+    "name": ("Foreigner", "fullName"),
+    "document_number": ("Foreigner", "passportNumber"),
+}
+FOREIGNER_ORDER_FIELDS = {
+    ForeignerOrder.ID: ("Foreigner", "id"),
+    ForeignerOrder.NAME: ("Foreigner", "fullName"),
+    ForeignerOrder.PERMIT_EXPIRES_ON: ("Foreigner", "permitExpiresOn"),
+}
+
+
+def _page_size(first: int) -> int:
+    try:
+        return check_page_size(first)
+    except PageSizeError as exc:
+        raise BadInputError(str(exc)) from exc
+
+
+def _foreigner_filter(info: Ctx, given: ForeignerFilterInput | None) -> queries.ForeignerFilter:
+    if given is None:
+        return queries.ForeignerFilter()
+    values = {
+        "area_code": given.area_code,
+        "nationality": given.nationality,
+        "permit_type": enum_value(given.permit_type),
+        "permit_status": enum_value(given.permit_status),
+        "expires_before": given.expires_before,
+        "name": given.name,
+        "document_number": given.document_number,
+    }
+    for name, value in values.items():
+        if value is not None:
+            info.context.require_readable(*FOREIGNER_FILTER_FIELDS[name])
+    if given.area_code is not None and not is_area_code(given.area_code):
+        raise BadInputError("areaCode is not an area code")
+    if given.name is not None and not 2 <= len(given.name) <= 100:
+        raise BadInputError("name must be 2 to 100 characters")
+    return queries.ForeignerFilter(**values)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Who am I: role and jurisdiction from the token.")
+    def me(self, info: Ctx) -> Me | None:
+        principal = info.context.principal
+        return Me(role=principal.role, area=principal.area, officer_id=principal.officer_id)
+
+    @strawberry.field(description="A foreigner by id; null when missing or outside your scope.")
+    async def foreigner(self, info: Ctx, id: strawberry.ID) -> Foreigner | None:
+        return await load_foreigner(info, int_id(id))
+
+    @strawberry.field(description="Foreigners in your scope, newest id last, cursor-paginated.")
+    async def foreigners(
+        self,
+        info: Ctx,
+        filter: ForeignerFilterInput | None = None,
+        order_by: ForeignerOrder = ForeignerOrder.ID,
+        first: int = 50,
+        after: str | None = None,
+    ) -> ForeignerConnection | None:
+        filters = _foreigner_filter(info, filter)
+        info.context.require_readable(*FOREIGNER_ORDER_FIELDS[order_by])
+        try:
+            page = await queries.foreigner_page(
+                info.context.db, info.context.scopes["Foreigner"], filters, order_by.value,
+                _page_size(first), after,
+            )
+        except CursorError as exc:
+            raise BadInputError("invalid cursor") from exc
+        return ForeignerConnection(
+            nodes=[Foreigner.from_row(row) for row in page.rows],
+            page_info=PageInfo(end_cursor=page.end_cursor, has_next_page=page.has_next_page),
+            filters=filters,
+        )
+
+    @strawberry.field(description="Field check by passport or permit number: registered or not.")
+    async def check_foreigner(self, info: Ctx, document_number: str) -> ForeignerCheck | None:
+        info.context.require_readable("Foreigner", "passportNumber")
+        number = document_number.strip()
+        if not 3 <= len(number) <= 32:
+            raise BadInputError("documentNumber must be 3 to 32 characters")
+        row = await queries.foreigner_by_document(
+            info.context.db, info.context.scopes["Foreigner"], number
+        )
+        return ForeignerCheck(
+            document_number=number.upper(),
+            registered=row is not None,
+            foreigner=Foreigner.from_row(row) if row else None,
+        )
+
+    @strawberry.field(description="An area by code; null when missing or outside your scope.")
+    async def area(self, info: Ctx, code: str) -> Area | None:
+        return await load_area(info, code)
+
+    @strawberry.field(description="Areas in your scope, optionally of one level or one parent.")
+    async def areas(
+        self, info: Ctx, level: str | None = None, parent_code: str | None = None
+    ) -> list[Area] | None:
+        rows = await queries.areas(info.context.db, info.context.scopes["Area"], level,
+                                   parent_code)
+        return [Area.from_row(row) for row in rows]
+
+    @strawberry.field(description="A report by id; null when missing or outside your scope.")
+    async def report(self, info: Ctx, id: strawberry.ID) -> Report | None:
+        return await load_report(info, int_id(id))
+
+    @strawberry.field(description="Reports in your scope, newest first.")
+    async def reports(
+        self,
+        info: Ctx,
+        status: ReportState | None = None,
+        category: ReportCategory | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> ReportConnection | None:
+        if status is not None:
+            info.context.require_readable("Report", "status")
+        if category is not None:
+            info.context.require_readable("Report", "category")
+        try:
+            page = await queries.report_page(
+                info.context.db, info.context.scopes["Report"], enum_value(status),
+                enum_value(category), _page_size(first), after,
+            )
+        except CursorError as exc:
+            raise BadInputError("invalid cursor") from exc
+        return ReportConnection(
+            nodes=[Report.from_row(row) for row in page.rows],
+            page_info=PageInfo(end_cursor=page.end_cursor, has_next_page=page.has_next_page),
+        )
+
+    @strawberry.field(description="The status of a report, for whoever holds its receipt code.")
+    async def report_status(self, info: Ctx, receipt_code: str) -> ReportStatus | None:
+        if len(receipt_code) > 32:
+            return None
+        row = await queries.report_status(info.context.db, receipt_code)
+        if row is None:
+            return None
+        return ReportStatus(receipt_code=row["receipt_code"], status=row["status"],
+                            updated_at=row["updated_at"])
+
+    @strawberry.field
+    async def officer(self, info: Ctx, id: strawberry.ID) -> Officer | None:
+        return await load_officer(info, int_id(id))
+
+    @strawberry.field
+    async def officers(self, info: Ctx) -> list[Officer] | None:
+        rows = await queries.officers(info.context.db, info.context.scopes["Officer"])
+        return [Officer.from_row(row) for row in rows]
+
+    @strawberry.field(description="Officer field activities in your scope, newest first.")
+    async def activities(
+        self,
+        info: Ctx,
+        officer_id: strawberry.ID | None = None,
+        since: dt.datetime | None = None,
+        joint_only: bool = False,
+        first: int = 50,
+        after: str | None = None,
+    ) -> ActivityConnection | None:
+        if officer_id is not None:
+            info.context.require_readable("Activity", "officer")
+        if since is not None:
+            info.context.require_readable("Activity", "occurredAt")
+        if joint_only:
+            info.context.require_readable("Activity", "jointOperation")
+        try:
+            page = await queries.activity_page(
+                info.context.db, info.context.scopes["Activity"],
+                int_id(officer_id) if officer_id is not None else None, since, joint_only,
+                _page_size(first), after,
+            )
+        except CursorError as exc:
+            raise BadInputError("invalid cursor") from exc
+        return ActivityConnection(
+            nodes=[Activity.from_row(row) for row in page.rows],
+            page_info=PageInfo(end_cursor=page.end_cursor, has_next_page=page.has_next_page),
+        )
+
+
+async def _located_area(info: Ctx, code: str) -> str:
+    if not await commands.locatable_area(info.context.db, code):
+        raise BadInputError("areaCode must be an existing kelurahan, RW or RT code")
+    return code
+
+
+async def _visible_foreigner_id(info: Ctx, value: strawberry.ID | None) -> int | None:
+    """A foreigner id the caller can see; any other id is 'unknown', missing or not (no oracle)."""
+    if value is None:
+        return None
+    if await load_foreigner(info, int_id(value)) is None:
+        raise BadInputError("unknown foreigner")
+    return int_id(value)
+
+
+def _bounded_text(value: str | None, name: str, limit: int, required: bool = False) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if required and not value:
+        raise BadInputError(f"{name} must not be empty")
+    if len(value) > limit or "\x00" in value:
+        raise BadInputError(f"{name} must be at most {limit} characters of text")
+    return value or None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Report a suspicious foreigner; anyone, also anonymously.")
+    async def submit_report(self, info: Ctx, input: SubmitReportInput) -> ReportReceipt | None:
+        text = _bounded_text(input.text, "text", MAX_TEXT, required=True)
+        contact = _bounded_text(input.reporter_contact, "reporterContact", MAX_CONTACT)
+        area_code = await _located_area(info, input.area_code)
+        foreigner_id = await _visible_foreigner_id(info, input.foreigner_id)
+        receipt = await commands.submit_report(
+            info.context.db,
+            category=input.category.value,
+            text=text or "",
+            area_code=area_code,
+            reporter_contact=contact,
+            foreigner_id=foreigner_id,
+            submitted_by=info.context.principal.subject,
+        )
+        return ReportReceipt(receipt_code=receipt["receipt_code"], status=receipt["status"])
+
+    @strawberry.mutation(description="Record a field activity of the calling officer.")
+    async def record_activity(self, info: Ctx, input: RecordActivityInput) -> Activity | None:
+        officer_id = info.context.principal.officer_id
+        if officer_id is None:
+            raise ForbiddenError("the token carries no officer id")
+        if (input.latitude is None) != (input.longitude is None):
+            raise BadInputError("latitude and longitude go together")
+        if input.latitude is not None and not (-90 <= input.latitude <= 90
+                                               and -180 <= input.longitude <= 180):
+            raise BadInputError("latitude or longitude out of range")
+        area_code = await _located_area(info, input.area_code)
+        subject = await _visible_foreigner_id(info, input.subject_foreigner_id)
+        report_id = None
+        if input.report_id is not None:
+            if await load_report(info, int_id(input.report_id)) is None:
+                raise BadInputError("unknown report")
+            report_id = int_id(input.report_id)
+        activity_id = await commands.record_activity(
+            info.context.db,
+            officer_id=officer_id,
+            kind=input.kind.value,
+            area_code=area_code,
+            latitude=input.latitude,
+            longitude=input.longitude,
+            subject_foreigner_id=subject,
+            report_id=report_id,
+            notes=_bounded_text(input.notes, "notes", MAX_TEXT),
+            joint_operation=input.joint_operation or input.kind.value == "joint_operation",
+            occurred_at=input.occurred_at,
+        )
+        row = await info.context.loaders.activity.load(activity_id)
+        return Activity.from_row(row) if row else None
+
+    @strawberry.mutation(description="Triage a report: change its status or assigned officer.")
+    async def update_report(self, info: Ctx, input: UpdateReportInput) -> Report | None:
+        officer_id = None
+        if input.assigned_officer_id is not None:
+            if await load_officer(info, int_id(input.assigned_officer_id)) is None:
+                raise BadInputError("unknown officer")
+            officer_id = int_id(input.assigned_officer_id)
+        report_id = int_id(input.id)
+        updated = await commands.update_report(
+            info.context.db, info.context.scopes["Report"], report_id,
+            enum_value(input.status), officer_id,
+        )
+        if not updated:
+            raise NotFoundError("no such report")
+        info.context.loaders.report.clear(report_id)
+        return await load_report(info, report_id)
+
+
+def _is_unexpected(error: Exception) -> bool:
+    """Mask everything but our own coded errors and GraphQL validation errors."""
+    original = getattr(error, "original_error", None)
+    if original is None:
+        return False  # a validation or syntax error about the document itself
+    return not isinstance(original, CodedError)
+
+
+def build_schema() -> strawberry.federation.Schema:
+    return strawberry.federation.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Foreigner, Area],
+        extensions=[FieldPolicy, MaskErrors(should_mask_error=_is_unexpected)],
+    )
+
+
+def schema_fields(schema: strawberry.federation.Schema) -> dict[str, list[str]]:
+    """Every object type and its fields, as GraphQL names: what the policy must cover."""
+    fields: dict[str, list[str]] = {}
+    for name, graphql_type in schema._schema.type_map.items():
+        if name.startswith("__") or not isinstance(graphql_type, GraphQLObjectType):
+            continue
+        fields[name] = sorted(graphql_type.fields)
+    return fields
