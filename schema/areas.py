@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 
-from schema.common import Ctx, CountBucket
+from schema.common import CountBucket, Ctx
 
 
 @strawberry.federation.type(keys=["code"])

@@ -341,7 +341,7 @@ def build_schema() -> strawberry.federation.Schema:
         query=Query,
         mutation=Mutation,
         types=[Foreigner, Area],
-        extensions=[FieldPolicy, MaskErrors(should_mask_error=_is_unexpected)],
+        extensions=[FieldPolicy, lambda: MaskErrors(should_mask_error=_is_unexpected)],
     )
 
 

@@ -1,0 +1,285 @@
+"""Shared fixtures: a real database (SQLite and PostgreSQL), migrated and seeded, behind a
+real uvicorn server on a free port, and the personas of the specification."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.app import create_app
+from gateway.auth import mint_dev_token
+from gateway.settings import Settings
+from resolvers import migrate
+from resolvers.models import Foreigner, OfficerActivity, Report, Residence, StayPermit
+from resolvers.seed import seed_database
+
+TEST_SECRET = "sisada-test-secret-" + "k" * 40
+SEED_FOREIGNERS = 600
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SETIABUDI = "31.74.02"
+TEBET = "31.74.01"
+CITY = "31.74"
+
+# name -> (role, jurisdiction, officer id). The RT head's area is filled in from the data.
+PERSONAS: dict[str, tuple[str, str | None, int | None]] = {
+    "immigration_officer": ("immigration_officer", None, 1),
+    "immigration_supervisor": ("immigration_supervisor", None, 2),
+    "setiabudi_police": ("police", SETIABUDI, None),
+    "tebet_police": ("police", TEBET, None),
+    "city_police": ("police", CITY, None),
+    "setiabudi_military": ("military", SETIABUDI, None),
+    "tebet_district": ("district", TEBET, None),
+    "setiabudi_district": ("district", SETIABUDI, None),
+    "rt_head": ("neighbourhood", None, None),
+    "public": ("public", None, None),
+    "auditor": ("auditor", None, None),
+}
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to completion on a private loop in a thread (safe inside any test)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SeedFacts:
+    """What the seeded database holds, read back from it: the secrets tests hunt for."""
+
+    foreigners: list[dict[str, Any]]
+    permit_numbers: dict[int, list[str]]
+    reports: list[dict[str, Any]]
+    activities: list[dict[str, Any]]
+    busiest_setiabudi_rt: str
+    current_by_foreigner: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def in_area(self, area: str) -> set[int]:
+        return {fid for fid, r in self.current_by_foreigner.items()
+                if _inside(r, area)}
+
+
+def _inside(row: dict[str, Any], area: str) -> bool:
+    codes = [row["city_code"], row["kecamatan_code"], row["kelurahan_code"], row["rw_code"],
+             row["rt_code"]]
+    return area in codes
+
+
+async def _read_facts(url: str) -> SeedFacts:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            foreigners = [dict(r) for r in (await conn.execute(select(Foreigner))).mappings()]
+            permits: dict[int, list[str]] = {}
+            for row in (await conn.execute(select(StayPermit))).mappings():
+                permits.setdefault(row["foreigner_id"], []).append(row["number"])
+            current = {
+                r["foreigner_id"]: dict(r)
+                for r in (await conn.execute(
+                    select(Residence).where(Residence.valid_to.is_(None)))).mappings()
+            }
+            reports = [dict(r) for r in (await conn.execute(select(Report))).mappings()]
+            activities = [dict(r) for r in
+                          (await conn.execute(select(OfficerActivity))).mappings()]
+            busiest = await conn.scalar(
+                select(Residence.rt_code)
+                .where(Residence.valid_to.is_(None), Residence.kecamatan_code == SETIABUDI)
+                .group_by(Residence.rt_code).order_by(func.count().desc(), Residence.rt_code)
+                .limit(1))
+    finally:
+        await engine.dispose()
+    return SeedFacts(foreigners=foreigners, permit_numbers=permits, reports=reports,
+                     activities=activities, busiest_setiabudi_rt=busiest,
+                     current_by_foreigner=current)
+
+
+class ServerThread:
+    """uvicorn serving the real app on a free port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@dataclass
+class Deployment:
+    """One running gateway over one seeded database."""
+
+    backend: str
+    database_url: str
+    base_url: str
+    settings: Settings
+    app: Any
+    facts: SeedFacts
+    client: httpx.Client
+
+    def token(self, persona: str) -> str | None:
+        role, area, officer = PERSONAS[persona]
+        if role == "public":
+            return None
+        if persona == "rt_head":
+            area = self.facts.busiest_setiabudi_rt
+        return mint_dev_token(self.settings, role, area=area, officer_id=officer)
+
+    def post(self, query: str, persona: str = "public", variables: dict[str, Any] | None = None,
+             token: str | None = None) -> httpx.Response:
+        headers = {}
+        bearer = token or self.token(persona)
+        if bearer:
+            headers["authorization"] = f"Bearer {bearer}"
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return self.client.post(f"{self.base_url}/graphql", json=body, headers=headers)
+
+    def gql(self, query: str, persona: str = "public", **variables: Any) -> dict[str, Any]:
+        response = self.post(query, persona, variables or None)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def _create_pg_database() -> str:
+    import asyncpg
+
+    name = f"sisada_test_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    try:
+        run_async(create())
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI and is not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    return name
+
+
+def _drop_pg_database(name: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    run_async(drop())
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    name = _create_pg_database()
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    _drop_pg_database(name)
+
+
+def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "jwt_secret": TEST_SECRET,
+        "jwt_public_key": None,
+        "jwks_url": None,
+        "dev_key_file": tmp / "dev-key",
+        "policy_dir": None,
+        "graphiql": True,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[Deployment]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / 'sisada.db'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+    run_in_thread(migrate.upgrade, url)
+    run_async(_seed(url))
+    facts = run_async(_read_facts(url))
+    settings = make_settings(url, tmp)
+    app = create_app(settings)
+    with ServerThread(app) as base_url, httpx.Client(timeout=60) as client:
+        yield Deployment(backend=request.param, database_url=url, base_url=base_url,
+                         settings=settings, app=app, facts=facts, client=client)
+
+
+async def _seed(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        await seed_database(engine, foreigners=SEED_FOREIGNERS)
+    finally:
+        await engine.dispose()
+
+
+def run_in_thread(fn: Any, *args: Any) -> Any:
+    """Alembic runs its own event loop: keep it off any loop of the test's."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
