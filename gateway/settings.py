@@ -1,4 +1,4 @@
-"""All configuration, read from `SISADA_*` environment variables (and nothing else reads os.environ)."""
+"""All configuration, from `SISADA_*` environment variables; nothing else reads os.environ."""
 
 from __future__ import annotations
 
