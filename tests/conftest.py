@@ -168,6 +168,9 @@ class Deployment:
             area = self.facts.busiest_setiabudi_rt
         return mint_dev_token(self.settings, role, area=area, officer_id=officer)
 
+    def token_for(self, role: str, area: str | None = None, officer: int | None = None) -> str:
+        return mint_dev_token(self.settings, role, area=area, officer_id=officer)
+
     def post(self, query: str, persona: str = "public", variables: dict[str, Any] | None = None,
              token: str | None = None) -> httpx.Response:
         headers = {}

@@ -1,0 +1,161 @@
+"""Federation over real HTTP: `_service` publishes the subgraph SDL, and `_entities` is one
+more path to a record — it reloads every entity under the caller's row scope and field
+policy, ignores whatever else the representation carries, and answers an out-of-scope
+record exactly like a missing one (SPEC rules 4 and 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from conftest import SETIABUDI, TEBET, Deployment
+
+FOREIGNER_ENTITIES = """
+query Entities($reps: [_Any!]!) {
+  _entities(representations: $reps) { ... on Foreigner { id fullName nationality } }
+}
+"""
+
+AREA_ENTITIES = """
+query Entities($reps: [_Any!]!) {
+  _entities(representations: $reps) { ... on Area { code name level } }
+}
+"""
+
+
+def _foreigner(deployment: Deployment, foreigner_id: int) -> dict[str, Any]:
+    return next(f for f in deployment.facts.foreigners if f["id"] == foreigner_id)
+
+
+def _one_living_in(deployment: Deployment, area: str) -> dict[str, Any]:
+    return _foreigner(deployment, min(deployment.facts.in_area(area)))
+
+
+def _missing_id(deployment: Deployment) -> int:
+    return max(f["id"] for f in deployment.facts.foreigners) + 100_000
+
+
+def _entities(deployment: Deployment, persona: str, *representations: dict[str, Any]
+              ) -> httpx.Response:
+    response = deployment.post(FOREIGNER_ENTITIES, persona, {"reps": list(representations)})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _ref(foreigner_id: int, **extra: Any) -> dict[str, Any]:
+    return {"__typename": "Foreigner", "id": str(foreigner_id), **extra}
+
+
+def test_service_sdl_declares_entity_keys_as_public(deployment: Deployment) -> None:
+    body = deployment.gql("{ _service { sdl } }", "public")
+    assert "errors" not in body
+    sdl = body["data"]["_service"]["sdl"]
+    assert "@key" in sdl
+    assert "type Foreigner" in sdl
+    assert "type Area" in sdl
+
+
+def test_entities_reload_in_scope_without_name_as_police(deployment: Deployment) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    response = _entities(deployment, "setiabudi_police", _ref(foreigner["id"]))
+    body = response.json()
+    assert "errors" not in body
+    assert body["data"]["_entities"] == [
+        {"id": str(foreigner["id"]), "fullName": None, "nationality": foreigner["nationality"]}
+    ]
+    assert "fullName" in body["extensions"]["redacted"]["Foreigner"]
+    assert foreigner["full_name"].encode() not in response.content
+
+
+def test_entities_out_of_scope_answers_like_missing_as_police(deployment: Deployment) -> None:
+    tebet_id = str(_one_living_in(deployment, TEBET)["id"])
+    missing_id = str(_missing_id(deployment))
+    out_of_scope = _entities(deployment, "setiabudi_police", _ref(int(tebet_id)))
+    missing = _entities(deployment, "setiabudi_police", _ref(int(missing_id)))
+    assert out_of_scope.json()["data"]["_entities"] == [None]
+    assert (out_of_scope.content.replace(tebet_id.encode(), b"ID")
+            == missing.content.replace(missing_id.encode(), b"ID"))
+
+
+def test_entities_ignore_injected_fields_as_police(deployment: Deployment) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    injected = _ref(foreigner["id"], fullName="INJECTED", nationality="XXX")
+    response = _entities(deployment, "setiabudi_police", injected)
+    body = response.json()
+    assert "errors" not in body
+    assert body["data"]["_entities"] == [
+        {"id": str(foreigner["id"]), "fullName": None, "nationality": foreigner["nationality"]}
+    ]
+    assert b"INJECTED" not in response.content
+
+
+def test_entities_ignore_injected_fields_as_immigration_officer(deployment: Deployment) -> None:
+    foreigner = _one_living_in(deployment, TEBET)
+    injected = _ref(foreigner["id"], fullName="INJECTED", nationality="XXX")
+    response = _entities(deployment, "immigration_officer", injected)
+    assert response.json()["data"]["_entities"] == [
+        {"id": str(foreigner["id"]), "fullName": foreigner["full_name"],
+         "nationality": foreigner["nationality"]}
+    ]
+    assert b"INJECTED" not in response.content
+
+
+def test_injected_fields_do_not_resurrect_an_out_of_scope_row_as_police(
+    deployment: Deployment,
+) -> None:
+    foreigner = _one_living_in(deployment, TEBET)
+    injected = _ref(foreigner["id"], fullName="INJECTED", nationality="XXX")
+    response = _entities(deployment, "setiabudi_police", injected)
+    assert response.json()["data"]["_entities"] == [None]
+    assert b"INJECTED" not in response.content
+
+
+def test_entities_full_name_as_immigration_officer(deployment: Deployment) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    body = _entities(deployment, "immigration_officer", _ref(foreigner["id"])).json()
+    assert "errors" not in body
+    assert body["data"]["_entities"] == [
+        {"id": str(foreigner["id"]), "fullName": foreigner["full_name"],
+         "nationality": foreigner["nationality"]}
+    ]
+
+
+def test_entities_foreigner_is_null_as_public(deployment: Deployment) -> None:
+    setiabudi = _one_living_in(deployment, SETIABUDI)
+    tebet = _one_living_in(deployment, TEBET)
+    response = _entities(deployment, "public", _ref(setiabudi["id"]), _ref(tebet["id"]))
+    body = response.json()
+    assert "errors" not in body
+    assert body["data"]["_entities"] == [None, None]
+    for foreigner in (setiabudi, tebet):
+        assert foreigner["full_name"].encode() not in response.content
+
+
+def test_entities_foreigner_is_null_as_rt_head(deployment: Deployment) -> None:
+    foreigner = _one_living_in(deployment, deployment.facts.busiest_setiabudi_rt)
+    body = _entities(deployment, "rt_head", _ref(foreigner["id"])).json()
+    assert body["data"]["_entities"] == [None]
+
+
+def test_entities_kecamatan_but_not_rt_as_public(deployment: Deployment) -> None:
+    rt = deployment.facts.busiest_setiabudi_rt
+    body = deployment.gql(AREA_ENTITIES, "public", reps=[
+        {"__typename": "Area", "code": SETIABUDI},
+        {"__typename": "Area", "code": rt},
+    ])
+    assert "errors" not in body
+    kecamatan, rt_entity = body["data"]["_entities"]
+    assert kecamatan["code"] == SETIABUDI
+    assert kecamatan["level"] == "kecamatan"
+    assert kecamatan["name"]
+    assert rt_entity is None
+
+
+def test_entities_area_outside_jurisdiction_is_null_as_police(deployment: Deployment) -> None:
+    body = deployment.gql(AREA_ENTITIES, "setiabudi_police", reps=[
+        {"__typename": "Area", "code": SETIABUDI},
+        {"__typename": "Area", "code": TEBET},
+    ])
+    assert "errors" not in body
+    assert [a and a["code"] for a in body["data"]["_entities"]] == [SETIABUDI, None]
