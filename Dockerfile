@@ -50,4 +50,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
-CMD ["sisada", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["sisada", "serve", "--migrate", "--host", "0.0.0.0", "--port", "8000"]

@@ -48,6 +48,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
 
+    if getattr(args, "migrate", False):
+        migrate.upgrade(settings.database_url)
+
     uvicorn.run(create_app(settings), host=args.host or settings.host,
                 port=args.port or settings.port, log_level=settings.log_level.lower())
     return 0
@@ -172,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--migrate", action="store_true", help="migrate the database first")
     serve.set_defaults(func=cmd_serve)
     token = sub.add_parser("token", help="print a development token for a role")
     token.add_argument("role")
