@@ -133,6 +133,8 @@ class Policy:
         unmentioned = tuple(sorted(
             (t, f) for t, names in fields.items() for f in names if (t, f) not in covered
         ))
+        for role in self.roles:
+            named.update(self._named_pairs(Principal(role=role)))
         unknown = tuple(sorted(
             (t, f) for t, f in named if t not in fields or f not in fields[t]
         ))
@@ -153,6 +155,18 @@ class Policy:
         if wildcard:
             return names, frozenset(yielded)
         return names & yielded, frozenset(yielded)
+
+    def _named_pairs(self, probe: Principal) -> set[tuple[str, str]]:
+        """Every (type, field) a rule names for the probe, also types the schema lacks."""
+        query = self._oso.query_rule(
+            "allow_field", probe, "read", Variable("t"), Variable("f"), accept_expression=False
+        )
+        pairs: set[tuple[str, str]] = set()
+        for result in query:
+            type_name, field_name = result["bindings"].get("t"), result["bindings"].get("f")
+            if _strings_only([type_name]) and _strings_only([field_name]):
+                pairs.add((type_name, field_name))
+        return pairs
 
     def _strings(self, rule: str) -> list[str]:
         return _strings_only(self._bindings(rule, Variable("x")))

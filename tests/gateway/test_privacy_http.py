@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from conftest import CITY, SETIABUDI, TEBET, Deployment
 
 FOREIGNER_FIELDS = """
@@ -18,8 +17,8 @@ FOREIGNER_FIELDS = """
   residenceHistory { streetAddress areaCode }
 """
 LIST = "query($after: String) { foreigners(first: 1000, after: $after) { totalCount " \
-       "pageInfo { endCursor hasNextPage } nodes { %s } } }" % FOREIGNER_FIELDS
-ONE = "query($id: ID!) { foreigner(id: $id) { %s } }" % FOREIGNER_FIELDS
+       f"pageInfo {{ endCursor hasNextPage }} nodes {{ {FOREIGNER_FIELDS} }} }} }}"
+ONE = f"query($id: ID!) {{ foreigner(id: $id) {{ {FOREIGNER_FIELDS} }} }}"
 REPORTS = """{ reports(first: 1000) { nodes { id receiptCode category text areaCode status
   reporterContact createdAt area { code } foreigner { id fullName nationality }
   assignedOfficer { id name } } } }"""
@@ -53,9 +52,9 @@ def every_response(d: Deployment, persona: str) -> list[bytes]:
               d.post(ACTIVITIES, persona).content, d.post(AREAS, persona).content]
     bodies += [d.post(ONE, persona, {"id": fid}).content for fid in sample]
     reps = [{"__typename": "Foreigner", "id": fid} for fid in sample]
-    bodies.append(d.post(
-        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Foreigner { %s } } }"
-        % FOREIGNER_FIELDS, persona, {"r": reps}).content)
+    entities = ("query($r: [_Any!]!) { _entities(representations: $r) "
+                f"{{ ... on Foreigner {{ {FOREIGNER_FIELDS} }} }} }}")
+    bodies.append(d.post(entities, persona, {"r": reps}).content)
     return bodies
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import ServerThread, make_settings, run_async, run_in_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import ServerThread, make_settings, run_async, run_in_thread
 from gateway.app import create_app
 from gateway.auth import mint_dev_token
 from resolvers import migrate

@@ -1,0 +1,169 @@
+"""The policy, the schema, the data layer and the Python code cannot drift apart.
+
+- every field the policy names exists in the schema (a renamed field would otherwise be
+  silently null for everyone);
+- every schema field is readable by at least one role (otherwise nobody ever sees it);
+- every row scope the policy names is one the data layer can turn into SQL;
+- no role name is written in Python outside the policy loader and the tests
+  (SPEC: "Policy is data").
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from oso import Oso
+from polar import Variable
+
+from policies import CompiledPolicy, Policy, Principal
+from resolvers.scopes import SCOPES, unknown_scopes
+from schema.root import build_schema, schema_fields
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY_LOADER = ROOT / "policies" / "loader.py"
+ROLES = sorted(Policy().roles)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return Policy()
+
+
+@pytest.fixture(scope="module")
+def fields() -> dict[str, list[str]]:
+    return schema_fields(build_schema())
+
+
+@pytest.fixture(scope="module")
+def compiled(policy: Policy, fields: dict[str, list[str]]) -> CompiledPolicy:
+    return policy.compile(fields)
+
+
+@pytest.fixture(scope="module")
+def oso(policy: Policy) -> Oso:
+    """The same `.polar` files in a fresh Oso, to ask open questions the loader never asks."""
+    engine = Oso()
+    engine.register_class(Principal, name="Principal")
+    engine.load_files([str(path) for path in policy.files])
+    return engine
+
+
+def _pairs(oso: Oso, rule: str, *args: object) -> set[tuple[object, object]]:
+    """Every (first, second) binding of the two trailing unbound variables of a rule."""
+    first, second = Variable("first"), Variable("second")
+    results = oso.query_rule(rule, *args, first, second, accept_expression=False)
+    return {(r["bindings"].get("first"), r["bindings"].get("second")) for r in results}
+
+
+def test_every_field_the_policy_names_exists_in_the_schema(compiled: CompiledPolicy) -> None:
+    assert compiled.unknown == ()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_type_and_field_the_policy_names_exists_in_the_schema_as(
+    role: str, oso: Oso, fields: dict[str, list[str]]
+) -> None:
+    # Asked with the type unbound too: a misspelt *type* name is drift as well.
+    named = _pairs(oso, "allow_field", Principal(role=role), "read")
+    wildcards = sorted(str(t) for t, f in named if isinstance(f, Variable))
+    missing = sorted(
+        (str(t), str(f)) for t, f in named
+        if not isinstance(f, Variable) and f not in fields.get(str(t), ())
+    )
+    assert wildcards == [], "a rule allows every field of a type; name the fields inline"
+    assert missing == []
+
+
+def test_every_schema_field_is_readable_by_some_role(compiled: CompiledPolicy) -> None:
+    assert compiled.unmentioned == ()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_row_scope_of_a_schema_type_is_known_to_the_data_layer_as(
+    role: str, compiled: CompiledPolicy
+) -> None:
+    assert unknown_scopes(dict(compiled.for_role(role).scopes)) == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_row_scope_the_policy_names_is_known_to_the_data_layer_as(
+    role: str, oso: Oso
+) -> None:
+    # Asked with the type unbound: a scope on a type the data layer does not scope is drift.
+    named: dict[str, set[str]] = {}
+    for type_name, scope in _pairs(oso, "row_scope", Principal(role=role)):
+        named.setdefault(str(type_name), set()).add(str(scope))
+    assert unknown_scopes({t: frozenset(s) for t, s in named.items()}) == []
+
+
+def test_every_scoped_type_of_the_data_layer_is_a_schema_type(
+    fields: dict[str, list[str]]
+) -> None:
+    assert set(SCOPES) <= set(fields)
+
+
+def _python_sources() -> list[Path]:
+    files = [path for folder in ("gateway", "schema", "resolvers")
+             for path in (ROOT / folder).rglob("*.py")]
+    files += (ROOT / "policies").glob("*.py")
+    return sorted(path for path in files if path != POLICY_LOADER)
+
+
+def _role_literals(path: Path, roles: frozenset[str]) -> list[str]:
+    """`"police"` or `'police'` as a string literal; prose and longer identifiers don't count."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    return [
+        f"{shown}:{node.lineno}: {node.value!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and node.value in roles
+    ]
+
+
+def test_python_sources_are_found() -> None:
+    names = {path.relative_to(ROOT).as_posix() for path in _python_sources()}
+    assert {"gateway/app.py", "schema/root.py", "resolvers/scopes.py",
+            "policies/principal.py"} <= names
+    assert "policies/loader.py" not in names
+
+
+def test_no_role_name_is_written_in_python_outside_the_policy_loader(policy: Policy) -> None:
+    found = [hit for path in _python_sources() for hit in _role_literals(path, policy.roles)]
+    assert found == []
+
+
+def test_role_literal_scan_matches_quoted_literals_only(tmp_path: Path) -> None:
+    source = tmp_path / "sample.py"
+    source.write_text(
+        '"""What the police may see is decided in policies/."""\n'
+        "police_area = 'police'  # police\n"
+        'label = "police officer"\n'
+        'ROLES = ("district",)\n',
+        encoding="utf-8",
+    )
+    found = _role_literals(source, frozenset({"police", "district"}))
+    assert [hit.split(": ", 1)[1] for hit in found] == ["'police'", "'district'"]
+
+
+def _policy_with(tmp_path: Path, extra_rules: str) -> Policy:
+    for path in Policy().files:
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "zz_extra.polar").write_text(extra_rules, encoding="utf-8")
+    return Policy(tmp_path)
+
+
+def test_start_up_report_names_a_misspelt_field(
+    tmp_path: Path, fields: dict[str, list[str]]
+) -> None:
+    policy = _policy_with(tmp_path, 'readable(_role, "Foreigner", field) if field in ["fulName"];')
+    assert ("Foreigner", "fulName") in policy.compile(fields).unknown
+
+
+def test_start_up_report_names_a_misspelt_type(
+    tmp_path: Path, fields: dict[str, list[str]]
+) -> None:
+    policy = _policy_with(tmp_path, 'readable(_role, "Foreigners", field) if field in ["id"];')
+    assert ("Foreigners", "id") in policy.compile(fields).unknown

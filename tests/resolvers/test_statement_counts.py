@@ -1,0 +1,149 @@
+"""Constant SQL statements per query, whatever the length of its lists (SPEC: Performance).
+
+Over real HTTP against the running gateway, every statement the server's engine sends
+to the database is counted. A list of 10 and a list of 200 cost the same statements:
+nested relations and counts are batched per request by DataLoaders, never one per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from conftest import Deployment
+from sqlalchemy import event
+
+# Generous enough for a page query plus one batch per nested relation.
+MAX_STATEMENTS = 8
+
+FOREIGNERS = """
+query ($first: Int!) {
+  foreigners(first: $first) {
+    nodes { id nationality residence { area { name foreignerCount } } permits { number } }
+  }
+}"""
+
+REPORTS = """
+query ($first: Int!) {
+  reports(first: $first) {
+    nodes { id area { name } foreigner { nationality } assignedOfficer { name } }
+  }
+}"""
+
+ACTIVITIES = """
+query ($first: Int!) {
+  activities(first: $first) {
+    nodes { id officer { name } subject { nationality } area { code } }
+  }
+}"""
+
+AREAS = """
+query ($level: String!) {
+  areas(level: $level) {
+    code foreignerCount byNationality { key count } children { foreignerCount }
+  }
+}"""
+
+
+@contextmanager
+def _counted_statements(deployment: Deployment) -> Iterator[list[str]]:
+    """Every statement the server's engine executes while the block runs."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = deployment.app.state.sisada.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _run(deployment: Deployment, query: str, persona: str, **variables: Any
+         ) -> tuple[list[str], dict[str, Any]]:
+    """(statements executed, response data) for one request."""
+    with _counted_statements(deployment) as statements:
+        body = deployment.gql(query, persona, **variables)
+    assert "errors" not in body, body
+    return list(statements), body["data"]
+
+
+def _statements_for_10_and_200(
+    deployment: Deployment, query: str, persona: str, root: str
+) -> tuple[int, int]:
+    _run(deployment, query, persona, first=10)  # warm-up: pool connections, first connects
+    few, few_data = _run(deployment, query, persona, first=10)
+    many, many_data = _run(deployment, query, persona, first=200)
+    # The comparison only means something when the lists really differ in length.
+    assert len(few_data[root]["nodes"]) == 10
+    assert len(many_data[root]["nodes"]) > 10
+    return len(few), len(many)
+
+
+def test_foreigner_list_costs_constant_statements_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    few, many = _statements_for_10_and_200(deployment, FOREIGNERS, "immigration_officer",
+                                           "foreigners")
+    assert few == many
+    assert many <= MAX_STATEMENTS
+
+
+def test_foreigner_list_costs_constant_statements_as_police(deployment: Deployment) -> None:
+    few, many = _statements_for_10_and_200(deployment, FOREIGNERS, "setiabudi_police",
+                                           "foreigners")
+    assert few == many
+    assert many <= MAX_STATEMENTS
+
+
+def test_redacted_relation_runs_no_statement_as_police(deployment: Deployment) -> None:
+    # `permits` is immigration's: for police it is null and its loader never runs.
+    with_permits, _ = _run(deployment, FOREIGNERS, "setiabudi_police", first=50)
+    without = FOREIGNERS.replace("permits { number }", "")
+    without_permits, _ = _run(deployment, without, "setiabudi_police", first=50)
+    assert len(with_permits) == len(without_permits)
+
+
+def test_report_list_costs_constant_statements_as_supervisor(deployment: Deployment) -> None:
+    few, many = _statements_for_10_and_200(deployment, REPORTS, "immigration_supervisor",
+                                           "reports")
+    assert few == many
+    assert many <= MAX_STATEMENTS
+
+
+def test_activity_list_costs_constant_statements_as_supervisor(deployment: Deployment) -> None:
+    few, many = _statements_for_10_and_200(deployment, ACTIVITIES, "immigration_supervisor",
+                                           "activities")
+    assert few == many
+    assert many <= MAX_STATEMENTS
+
+
+def test_area_counts_cost_constant_statements_as_supervisor(deployment: Deployment) -> None:
+    _run(deployment, AREAS, "immigration_supervisor", level="kecamatan")  # warm-up
+    kecamatan, kecamatan_data = _run(deployment, AREAS, "immigration_supervisor",
+                                     level="kecamatan")
+    kelurahan, kelurahan_data = _run(deployment, AREAS, "immigration_supervisor",
+                                     level="kelurahan")
+    assert len(kecamatan_data["areas"]) == 10
+    assert len(kelurahan_data["areas"]) == 65
+    assert len(kecamatan) == len(kelurahan)
+    assert len(kelurahan) <= MAX_STATEMENTS
+
+
+def test_area_counts_cost_constant_statements_as_police(deployment: Deployment) -> None:
+    _run(deployment, AREAS, "setiabudi_police", level="kecamatan")  # warm-up
+    kecamatan, kecamatan_data = _run(deployment, AREAS, "setiabudi_police", level="kecamatan")
+    kelurahan, kelurahan_data = _run(deployment, AREAS, "setiabudi_police", level="kelurahan")
+    assert len(kecamatan_data["areas"]) == 1
+    assert len(kelurahan_data["areas"]) > 1
+    assert len(kecamatan) == len(kelurahan)
+    assert len(kelurahan) <= MAX_STATEMENTS
+
+
+def test_public_kecamatan_counts_cost_few_statements(deployment: Deployment) -> None:
+    statements, data = _run(deployment, AREAS, "public", level="kecamatan")
+    assert len(data["areas"]) == 10
+    assert len(statements) <= MAX_STATEMENTS
