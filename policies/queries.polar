@@ -27,10 +27,13 @@ readable(role, "Query", field) if
     (immigration(role) or security_partner(role)) and
     field in ["officer", "officers", "activities"];
 
-# Triage and field work are immigration's.
+# Field work is immigration's; triage of reports is the supervisor's (head of office).
 readable(role, "Mutation", field) if
     immigration(role) and
-    field in ["recordActivity", "updateReport"];
+    field in ["recordActivity"];
+readable(role, "Mutation", field) if
+    role = "immigration_supervisor" and
+    field in ["updateReport"];
 
 # Federation: a supergraph router resolves entities through `_entities`; every
 # entity is reloaded under the caller's row scope, so this opens no new path.

@@ -7,6 +7,7 @@ import datetime as dt
 import strawberry
 from graphql import GraphQLObjectType
 from strawberry.extensions import MaskErrors
+from strawberry.federation.schema import FederationAny
 
 from resolvers import commands, queries
 from resolvers.area_codes import is_area_code
@@ -336,8 +337,29 @@ def _is_unexpected(error: Exception) -> bool:
     return not isinstance(original, CodedError)
 
 
+# Federation entities and their key field: `_entities` accepts these and nothing else.
+ENTITY_KEYS = {"Foreigner": "id", "Area": "code"}
+
+
+class SisadaSchema(strawberry.federation.Schema):
+    # The annotations are Strawberry's own: they define the `_entities` field's type.
+    def entities_resolver(
+        self, info: strawberry.Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Reject representations of unknown types or without their key, with a clear code."""
+        for representation in representations:
+            if not isinstance(representation, dict):
+                raise BadInputError("a representation must be an object")
+            key = ENTITY_KEYS.get(representation.get("__typename"))
+            if key is None:
+                raise BadInputError("unknown entity type")
+            if not isinstance(representation.get(key), str | int):
+                raise BadInputError(f"a representation needs its key field '{key}'")
+        return super().entities_resolver(info, representations)
+
+
 def build_schema() -> strawberry.federation.Schema:
-    return strawberry.federation.Schema(
+    return SisadaSchema(
         query=Query,
         mutation=Mutation,
         types=[Foreigner, Area],

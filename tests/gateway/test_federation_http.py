@@ -165,6 +165,15 @@ def test_entities_of_a_non_entity_type_echo_nothing_as_police(deployment: Deploy
         "query($reps: [_Any!]!) { _entities(representations: $reps) { __typename } }",
         "setiabudi_police", {"reps": [forged]})
     body = response.json()
-    assert body["data"] == {"_entities": [None]}
-    assert len(body["errors"]) == 1
+    assert body["data"] is None  # `_entities` is non-null: the error nulls the response
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
     assert b"FORGED-REPORT-TEXT" not in response.content
+
+
+def test_entities_without_their_key_are_bad_input_as_police(deployment: Deployment) -> None:
+    response = deployment.post(
+        "query($reps: [_Any!]!) { _entities(representations: $reps) { __typename } }",
+        "setiabudi_police", {"reps": [{"__typename": "Foreigner", "fullName": "x"}]})
+    body = response.json()
+    assert body["data"] is None  # `_entities` is non-null: the error nulls the response
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]

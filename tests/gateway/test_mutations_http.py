@@ -5,18 +5,21 @@ the caller cannot see is "unknown" whether or not it exists, and the result of a
 mutation is read under the same field policy as any query.
 
 Mutations write into the shared seeded database, so each test works on fresh rows it
-creates itself (marked with a unique text) and never asserts global counts."""
+creates itself (marked with a unique text), never asserts global counts, and deletes
+those rows when the module is done, so later suites see the seeded data unchanged."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from conftest import SETIABUDI, TEBET, Deployment, run_async
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.auth import mint_dev_token
@@ -49,8 +52,28 @@ mutation Update($input: UpdateReportInput!) {
 """
 
 
+MARKER_PREFIX = "sisada-mutation-test-"
+
+
 def _marker() -> str:
-    return f"test-{uuid.uuid4().hex}"
+    return f"{MARKER_PREFIX}{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_seeded_data_as_found(deployment: Deployment) -> Iterator[None]:
+    yield
+
+    async def delete_fresh_rows() -> None:
+        engine = create_async_engine(deployment.database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(delete(OfficerActivity).where(
+                    OfficerActivity.notes.startswith(MARKER_PREFIX)))
+                await conn.execute(delete(Report).where(Report.text.startswith(MARKER_PREFIX)))
+        finally:
+            await engine.dispose()
+
+    run_async(delete_fresh_rows())
 
 
 def _report_input(deployment: Deployment, text: str, **extra: Any) -> dict[str, Any]:

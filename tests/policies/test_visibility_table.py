@@ -105,7 +105,7 @@ VISIBILITY: list[tuple[str, str, tuple[bool, ...]]] = [
     ("Query", "reportStatus",                  (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("Query", "me",                            (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("Mutation", "submitReport",               (Y, Y, Y, Y, Y, Y, Y, Y)),
-    ("Mutation", "updateReport",               (Y, Y, n, n, n, n, n, n)),
+    ("Mutation", "updateReport",               (n, Y, n, n, n, n, n, n)),
     ("Mutation", "recordActivity",             (Y, Y, n, n, n, n, n, n)),
 ]
 
