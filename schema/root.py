@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
-from graphql import GraphQLObjectType
-from strawberry.extensions import MaskErrors
+from graphql import GraphQLError, GraphQLObjectType
 from strawberry.federation.schema import FederationAny
+from strawberry.types import ExecutionContext
 
 from resolvers import commands, queries
 from resolvers.area_codes import is_area_code
@@ -21,7 +21,8 @@ from schema.activities import (
 )
 from schema.areas import Area, load_area
 from schema.common import Ctx, PageInfo, enum_value, int_id
-from schema.errors import BadInputError, CodedError, ForbiddenError, NotFoundError
+from schema.error_handling import ErrorMasking, log_errors
+from schema.errors import BadInputError, ForbiddenError, NotFoundError
 from schema.foreigners import (
     Foreigner,
     ForeignerCheck,
@@ -329,14 +330,6 @@ class Mutation:
         return await load_report(info, report_id)
 
 
-def _is_unexpected(error: Exception) -> bool:
-    """Mask everything but our own coded errors and GraphQL validation errors."""
-    original = getattr(error, "original_error", None)
-    if original is None:
-        return False  # a validation or syntax error about the document itself
-    return not isinstance(original, CodedError)
-
-
 # Federation entities and their key field: `_entities` accepts these and nothing else.
 ENTITY_KEYS = {"Foreigner": "id", "Area": "code"}
 
@@ -357,13 +350,18 @@ class SisadaSchema(strawberry.federation.Schema):
                 raise BadInputError(f"a representation needs its key field '{key}'")
         return super().entities_resolver(info, representations)
 
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors, execution_context)
+
 
 def build_schema() -> strawberry.federation.Schema:
     return SisadaSchema(
         query=Query,
         mutation=Mutation,
         types=[Foreigner, Area],
-        extensions=[FieldPolicy, lambda: MaskErrors(should_mask_error=_is_unexpected)],
+        extensions=[FieldPolicy, ErrorMasking],
     )
 
 

@@ -20,3 +20,31 @@ def test_readyz_checks_the_database(deployment: Deployment) -> None:
 def test_me_as_police(deployment: Deployment) -> None:
     body = deployment.gql("{ me { role area officerId } }", "setiabudi_police")
     assert body["data"]["me"] == {"role": "police", "area": "31.74.02", "officerId": None}
+
+
+def test_graphiql_is_served_from_local_assets(deployment: Deployment) -> None:
+    page = deployment.client.get(f"{deployment.base_url}/graphiql")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "/graphiql-static/graphiql.min.js" in page.text
+    # Nothing from a CDN: every script and stylesheet is local.
+    assert 'src="http' not in page.text and 'href="http' not in page.text
+    script = deployment.client.get(f"{deployment.base_url}/graphiql-static/graphiql.min.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
+
+
+def test_query_over_get(deployment: Deployment) -> None:
+    response = deployment.client.get(f"{deployment.base_url}/graphql",
+                                      params={"query": "{ me { role } }"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"me": {"role": "public"}}}
+
+
+def test_invalid_document_has_a_code(deployment: Deployment) -> None:
+    body = deployment.gql("{ nosuchfield }", "public")
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+def test_bad_token_is_401_not_public(deployment: Deployment) -> None:
+    response = deployment.post("{ me { role } }", token="not-a-jwt")
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
