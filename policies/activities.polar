@@ -2,12 +2,12 @@
 # follow-ups, joint operations).
 #
 # Who sees them: an immigration officer the activities they recorded; the
-# supervisor all of them; police and military the joint operations located in
+# supervisor all of them in the office area; police and military the joint operations located in
 # their jurisdiction — without the subject's identity and without geo points.
 # Invariant: partners never learn whom an officer checked nor where exactly.
 
 row_scope(actor: Principal, "Activity", "own_officer") if actor.role = "immigration_officer";
-row_scope(actor: Principal, "Activity", "all") if actor.role = "immigration_supervisor";
+row_scope(actor: Principal, "Activity", "jurisdiction") if actor.role = "immigration_supervisor";
 row_scope(actor: Principal, "Activity", "joint_in_jurisdiction") if security_partner(actor.role);
 
 readable(role, "Activity", field) if

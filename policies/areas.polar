@@ -1,15 +1,14 @@
 # Areas — the tree city > kecamatan > kelurahan > RW > RT, with foreigner counts.
 #
-# Who sees them: immigration every area of the office; police, military,
+# Who sees them: immigration every area of the office (its jurisdiction); police, military,
 # district and neighbourhood heads the areas inside their own jurisdiction
 # (a neighbourhood head: own RW/RT, total only); the public the kecamatan level
 # only, totals only, with cells below 5 suppressed.
 # Invariant: counts are never finer than this allows — the public gets no city
 # total and no breakdown, so no suppressed cell can be recovered by differencing.
 
-row_scope(actor: Principal, "Area", "all") if immigration(actor.role);
 row_scope(actor: Principal, "Area", "jurisdiction") if
-    security_partner(actor.role) or actor.role in ["district", "neighbourhood"];
+    profile_reader(actor.role) or actor.role = "neighbourhood";
 row_scope(actor: Principal, "Area", "kecamatan_level") if actor.role = "public";
 
 readable(role, "Area", field) if

@@ -1,15 +1,13 @@
 # Foreigners — the people the office supervises, and their stay permits.
 #
-# Who sees them: immigration the whole office area; police, military and the
-# district government only foreigners whose current residence lies inside their
-# jurisdiction. Neighbourhood heads and the public see no foreigner rows at all
+# Who sees them: foreigners whose current residence lies inside the actor's
+# jurisdiction — for immigration staff the office area (the city), for police,
+# military and the district government their own kecamatan (a Polres: its city). Neighbourhood heads and the public see no foreigner rows at all
 # (only counts, see areas.polar).
 # Invariant: nobody outside immigration ever reads identity — name, passport
 # number, birth date, photo, permit number.
 
-row_scope(actor: Principal, "Foreigner", "all") if immigration(actor.role);
-row_scope(actor: Principal, "Foreigner", "jurisdiction") if
-    security_partner(actor.role) or actor.role = "district";
+row_scope(actor: Principal, "Foreigner", "jurisdiction") if profile_reader(actor.role);
 
 # Identity: immigration only.
 readable(role, "Foreigner", field) if

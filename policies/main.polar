@@ -11,8 +11,9 @@
 #       counts below n are suppressed (returned as null) for this actor.
 #
 # Row scopes (the only words the data layer understands; anything else matches nothing):
-#   "all"                    every row of the office area
-#   "jurisdiction"           rows located inside the actor's area (token claim `area`)
+#   "all"                    every row (officers: the database holds one office's staff)
+#   "jurisdiction"           rows located inside the actor's area (token claim `area`);
+#                            for immigration staff that area is the office's city
 #   "own_officer"            activities recorded by the actor's own officer id
 #   "own_submitted"          reports the actor submitted
 #   "joint_in_jurisdiction"  joint operations located inside the actor's area

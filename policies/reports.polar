@@ -1,13 +1,13 @@
 # Community reports — anyone may submit one (also anonymously) and follow it
 # with the receipt code.
 #
-# Who sees them: immigration all; police and military the reports located in
+# Who sees them: immigration all of the office area; police and military those located in
 # their jurisdiction; district officials and neighbourhood heads the reports
 # they submitted themselves; the public only the status, by receipt code.
 # Invariant: the reporter's contact and the linked foreigner are immigration's.
 
-row_scope(actor: Principal, "Report", "all") if immigration(actor.role);
-row_scope(actor: Principal, "Report", "jurisdiction") if security_partner(actor.role);
+row_scope(actor: Principal, "Report", "jurisdiction") if
+    immigration(actor.role) or security_partner(actor.role);
 row_scope(actor: Principal, "Report", "own_submitted") if
     actor.role in ["district", "neighbourhood"];
 

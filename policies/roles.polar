@@ -29,6 +29,8 @@ address_reader(role) if immigration(role) or security_partner(role);
 
 # Demo defaults for `sisada token ROLE` without --area: the level of the area
 # picked inside the demo kecamatan (Setiabudi), and which kind of officer's id is set.
+demo_jurisdiction("immigration_officer", "city");
+demo_jurisdiction("immigration_supervisor", "city");
 demo_jurisdiction("police", "kecamatan");
 demo_jurisdiction("military", "kecamatan");
 demo_jurisdiction("district", "kecamatan");

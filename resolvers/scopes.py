@@ -74,6 +74,7 @@ SCOPES: dict[str, dict[str, ScopeBuilder]] = {
     },
     "Activity": {
         "all": lambda _p: true(),
+        "jurisdiction": lambda p: located_in(OfficerActivity, p.area),
         "own_officer": _own_officer,
         "joint_in_jurisdiction": lambda p: and_(
             OfficerActivity.joint_operation.is_(True), located_in(OfficerActivity, p.area)

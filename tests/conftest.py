@@ -36,8 +36,9 @@ CITY = "31.74"
 
 # name -> (role, jurisdiction, officer id). The RT head's area is filled in from the data.
 PERSONAS: dict[str, tuple[str, str | None, int | None]] = {
-    "immigration_officer": ("immigration_officer", None, 1),
-    "immigration_supervisor": ("immigration_supervisor", None, 2),
+    "immigration_officer": ("immigration_officer", CITY, 1),
+    "immigration_supervisor": ("immigration_supervisor", CITY, 2),
+    "other_office_officer": ("immigration_officer", "31.71", 1),
     "setiabudi_police": ("police", SETIABUDI, None),
     "tebet_police": ("police", TEBET, None),
     "city_police": ("police", CITY, None),

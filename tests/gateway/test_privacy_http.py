@@ -28,7 +28,8 @@ ACTIVITIES = """{ activities(first: 1000) { nodes { id kind occurredAt areaCode 
 AREAS = "{ areas { code level foreignerCount byNationality { key count } } }"
 
 NON_IMMIGRATION = ["setiabudi_police", "tebet_police", "city_police", "setiabudi_military",
-                   "tebet_district", "setiabudi_district", "rt_head", "public", "auditor"]
+                   "tebet_district", "setiabudi_district", "rt_head", "public", "auditor",
+                   "other_office_officer"]
 
 
 def identity_values(d: Deployment) -> list[str]:
@@ -145,6 +146,19 @@ def test_only_foreigners_living_in_jurisdiction(deployment: Deployment, persona:
 def test_whole_office_as_immigration_officer(deployment: Deployment) -> None:
     assert list_ids(deployment, "immigration_officer") == {
         f["id"] for f in deployment.facts.foreigners}
+
+
+def test_nothing_of_this_office_as_immigration_officer_of_another_office(
+    deployment: Deployment,
+) -> None:
+    persona = "other_office_officer"
+    assert list_ids(deployment, persona) == set()
+    assert report_ids(deployment, persona) == set()
+    assert deployment.gql("{ areas { code } }", persona)["data"]["areas"] == []
+    someone = deployment.facts.foreigners[0]
+    check = deployment.gql('query($n: String!) { checkForeigner(documentNumber: $n) '
+                           '{ registered } }', persona, n=someone["passport_number"])
+    assert check["data"]["checkForeigner"] == {"registered": False}
 
 
 def test_out_of_scope_foreigner_answers_like_a_missing_one_as_police(deployment: Deployment

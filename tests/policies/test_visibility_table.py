@@ -111,11 +111,11 @@ VISIBILITY: list[tuple[str, str, tuple[bool, ...]]] = [
 
 # (type):        officer      supervisor   police                     military                   district          neighbourhood     public               auditor  # noqa: E501
 SCOPES: list[tuple[str, tuple[set[str], ...]]] = [
-    ("Foreigner", ({"all"},         {"all"}, {"jurisdiction"},          {"jurisdiction"},          {"jurisdiction"},  set(),             set(),               set())),  # noqa: E501
-    ("Area",      ({"all"},         {"all"}, {"jurisdiction"},          {"jurisdiction"},          {"jurisdiction"},  {"jurisdiction"},  {"kecamatan_level"}, set())),  # noqa: E501
-    ("Report",    ({"all"},         {"all"}, {"jurisdiction"},          {"jurisdiction"},          {"own_submitted"}, {"own_submitted"}, set(),               set())),  # noqa: E501
-    ("Activity",  ({"own_officer"}, {"all"}, {"joint_in_jurisdiction"}, {"joint_in_jurisdiction"}, set(),             set(),             set(),               set())),  # noqa: E501
-    ("Officer",   ({"all"},         {"all"}, {"all"},                   {"all"},                   set(),             set(),             set(),               set())),  # noqa: E501
+    ("Foreigner", ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"jurisdiction"},  set(),             set(),               set())),  # noqa: E501
+    ("Area",      ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"jurisdiction"},  {"jurisdiction"},  {"kecamatan_level"}, set())),  # noqa: E501
+    ("Report",    ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"own_submitted"}, {"own_submitted"}, set(),               set())),  # noqa: E501
+    ("Activity",  ({"own_officer"}, {"jurisdiction"}, {"joint_in_jurisdiction"}, {"joint_in_jurisdiction"}, set(),             set(),             set(),               set())),  # noqa: E501
+    ("Officer",   ({"all"},         {"all"},          {"all"},                   {"all"},                   set(),             set(),             set(),               set())),  # noqa: E501
 ]
 # fmt: on
 
