@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,33 @@ class Settings(BaseSettings):
 
     graphiql: bool = True
     log_level: str = "INFO"
+
+    # -- query limits: no real frontend query reaches them, every flood does --
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    # Selected fields, with fragments expanded: a cost that grows with the work asked for.
+    max_query_cost: int = 600
+    # Lexical tokens the parser reads before giving up.
+    max_tokens: int = 4000
+    max_document_bytes: int = 20_000
+    max_batch_operations: int = 10
+    request_timeout_seconds: float = 15.0
+    # HTTP request bodies larger than this are refused before they are parsed.
+    max_body_bytes: int = 256_000
+
+    # "on" (development), "authenticated" (any verified token) or "off".
+    introspection: Literal["on", "authenticated", "off"] = "on"
+
+    # Browser origins allowed to call the API (CORS); empty means same-origin only.
+    cors_allow_origins: list[str] = Field(default_factory=list)
+
+    # Rate limits (the `limits` notation: "N/second|minute|hour"). Shared through Redis
+    # when redis_url is set, so replicas count together; in memory otherwise.
+    redis_url: str | None = None
+    rate_limits_enabled: bool = True
+    rate_limit_per_principal: str = "600/minute"
+    rate_limit_per_ip: str = "1200/minute"
+    rate_limit_submit_report: str = "5/minute;30/hour"
 
 
 @lru_cache(maxsize=1)
