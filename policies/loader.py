@@ -37,6 +37,8 @@ class RoleAccess:
     readable: Mapping[str, frozenset[str]]
     scopes: Mapping[str, frozenset[str]]
     count_cell_minimum: int | None
+    # May see "Did you mean …?" hints that name fields of the schema.
+    schema_hints: bool = False
 
     def may_read(self, type_name: str, field_name: str) -> bool:
         return field_name in self.readable.get(type_name, frozenset())
@@ -127,6 +129,7 @@ class Policy:
                 readable=readable,
                 scopes=scopes,
                 count_cell_minimum=self.count_cell_minimum(probe),
+                schema_hints=self._oso.query_rule_once("allow_schema_hints", probe),
             )
         covered = {(t, f) for access in by_role.values() for t, fs in access.readable.items()
                    for f in fs}

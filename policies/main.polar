@@ -9,6 +9,8 @@
 #       layer turns into SQL conditions (see "Row scopes" below). No scope, no rows.
 #   count_cell_minimum(actor, n)
 #       counts below n are suppressed (returned as null) for this actor.
+#   allow_schema_hints(actor)
+#       the actor's error messages may suggest field names ("Did you mean …?").
 #
 # Row scopes (the only words the data layer understands; anything else matches nothing):
 #   "all"                    every row (officers: the database holds one office's staff)

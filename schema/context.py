@@ -24,6 +24,8 @@ class GraphQLContext:
     # (type, field) pairs hidden from this caller in this response.
     redacted: set[tuple[str, str]] = field(default_factory=set)
     request: Any = None
+    # A verified token was presented (the anonymous role has none).
+    authenticated: bool = False
 
     def may_read(self, type_name: str, field_name: str) -> bool:
         return self.access.may_read(type_name, field_name)
@@ -35,7 +37,11 @@ class GraphQLContext:
 
 
 def build_context(
-    principal: Principal, access: RoleAccess, db: Database, request: Any = None
+    principal: Principal,
+    access: RoleAccess,
+    db: Database,
+    request: Any = None,
+    authenticated: bool = False,
 ) -> GraphQLContext:
     scopes = {
         name: scope_condition(name, access.scopes_for(name), principal) for name in SCOPED_TYPES
@@ -47,4 +53,5 @@ def build_context(
         loaders=Loaders(db, scopes),
         scopes=scopes,
         request=request,
+        authenticated=authenticated,
     )

@@ -1,9 +1,10 @@
 """Errors leave the gateway with a stable code and nothing internal.
 
 Our own errors (`CodedError`) pass as they are. GraphQL syntax and validation
-errors about the document get a code. Anything else is unexpected: the client
-sees "Unexpected error." with an error id, and the server log carries the same
-id with the original exception — never the client.
+errors about the document get a code. A database that cannot be reached is
+`UNAVAILABLE` with a fixed message, so clients know to retry. Anything else is
+unexpected: the client sees "Unexpected error." with an error id, and the server
+log carries the same id with the original exception — never the client.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
-from schema.errors import CodedError
+from resolvers.db import DatabaseUnavailableError
+from schema.errors import CodedError, UnavailableError
+from schema.limits import without_suggestions
 
 log = logging.getLogger("sisada.graphql")
 
 _ERROR_ID = "_sisada_error_id"
+UNAVAILABLE_MESSAGE = "service temporarily unavailable"
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -30,10 +34,20 @@ def is_unexpected(error: GraphQLError) -> bool:
     return not isinstance(original, CodedError | GraphQLError)
 
 
+def is_unavailable(error: GraphQLError) -> bool:
+    return isinstance(error.original_error, DatabaseUnavailableError)
+
+
 def log_errors(errors: list[GraphQLError], _context: ExecutionContext | None = None) -> None:
     """Called by the schema with the original errors, before they are masked."""
     for error in errors:
-        if is_unexpected(error):
+        if is_unavailable(error):
+            # One line per error, no traceback: an outage must not flood the log.
+            error_id = uuid.uuid4().hex[:16]
+            setattr(error, _ERROR_ID, error_id)
+            log.warning("graphql.database_unavailable error_id=%s path=%s cause=%s", error_id,
+                        error.path, _cause(error.original_error))
+        elif is_unexpected(error):
             error_id = uuid.uuid4().hex[:16]
             setattr(error, _ERROR_ID, error_id)
             log.error("graphql.unexpected_error error_id=%s path=%s", error_id, error.path,
@@ -43,9 +57,18 @@ def log_errors(errors: list[GraphQLError], _context: ExecutionContext | None = N
             log.info("graphql.error code=%s path=%s", code, error.path)
 
 
+def _cause(error: BaseException | None) -> str:
+    """The driver exception at the bottom of the chain, for the server log only."""
+    while error is not None and error.__cause__ is not None:
+        error = error.__cause__
+    return "-" if error is None else f"{type(error).__name__}: {error}"
+
+
 def _document_code(error: GraphQLError) -> str:
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("GraphQL introspection has been disabled"):
+        return "INTROSPECTION_DISABLED"
     return "GRAPHQL_VALIDATION_FAILED"
 
 
@@ -57,12 +80,23 @@ class ErrorMasking(MaskErrors):
         if not is_unexpected(error):
             if error.extensions and "code" in error.extensions:
                 return error
-            return GraphQLError(error.message, nodes=error.nodes, source=error.source,
+            message = error.message
+            access = getattr(self.execution_context.context, "access", None)
+            if not getattr(access, "schema_hints", False):
+                message = without_suggestions(message)
+            return GraphQLError(message, nodes=error.nodes, source=error.source,
                                 positions=error.positions, path=error.path,
                                 extensions={"code": _document_code(error)})
-        extensions: dict[str, Any] = {"code": "INTERNAL_SERVER_ERROR"}
-        error_id = getattr(error, _ERROR_ID, None)
-        if error_id:
-            extensions["errorId"] = error_id
-        return GraphQLError("Unexpected error.", nodes=error.nodes, source=error.source,
-                            positions=error.positions, path=error.path, extensions=extensions)
+        if is_unavailable(error):
+            return _masked(error, UNAVAILABLE_MESSAGE, UnavailableError.code)
+        return _masked(error, "Unexpected error.", "INTERNAL_SERVER_ERROR")
+
+
+def _masked(error: GraphQLError, message: str, code: str) -> GraphQLError:
+    """A fixed message and code, the error id the log carries, and nothing of the original."""
+    extensions: dict[str, Any] = {"code": code}
+    error_id = getattr(error, _ERROR_ID, None)
+    if error_id:
+        extensions["errorId"] = error_id
+    return GraphQLError(message, nodes=error.nodes, source=error.source,
+                        positions=error.positions, path=error.path, extensions=extensions)

@@ -7,6 +7,7 @@ import datetime as dt
 import strawberry
 from graphql import GraphQLError, GraphQLObjectType
 from strawberry.federation.schema import FederationAny
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from resolvers import commands, queries
@@ -31,6 +32,7 @@ from schema.foreigners import (
     ForeignerOrder,
     load_foreigner,
 )
+from schema.limits import QueryLimits, QueryLimitsExtension
 from schema.me import Me
 from schema.privacy import FieldPolicy
 from schema.reports import (
@@ -356,12 +358,16 @@ class SisadaSchema(strawberry.federation.Schema):
         log_errors(errors, execution_context)
 
 
-def build_schema() -> strawberry.federation.Schema:
+def build_schema(
+    limits: QueryLimits | None = None, max_batch_operations: int = 10
+) -> strawberry.federation.Schema:
+    limits = limits or QueryLimits()
     return SisadaSchema(
         query=Query,
         mutation=Mutation,
         types=[Foreigner, Area],
-        extensions=[FieldPolicy, ErrorMasking],
+        extensions=[FieldPolicy, ErrorMasking, lambda: QueryLimitsExtension(limits)],
+        config=StrawberryConfig(batching_config={"max_operations": max_batch_operations}),
     )
 
 
