@@ -2,29 +2,63 @@
 
 Each statement borrows its own pooled connection: DataLoaders of one request
 dispatch concurrently, and one AsyncSession must not be shared between tasks.
+
+This is the boundary where driver errors that mean "the database cannot be
+reached" (refused or dropped connections, connect timeouts, a server shutting
+down or starting up, an SQLite file that cannot be opened) become one
+`DatabaseUnavailableError`. Every other error passes unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
+# Seconds to wait for a new PostgreSQL connection: a blackholed host must not hold a
+# request for asyncpg's default of a minute.
+CONNECT_TIMEOUT = 5.0
+
+# SQLSTATE classes and codes of PostgreSQL that mean the server is out of reach:
+# 08 connection exception, 57P01-03 shutdown / crash / still starting, 53300 too
+# many connections.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08",)
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+
+# SQLite primary result codes that mean the file cannot be used right now.
+_UNAVAILABLE_SQLITE_CODES = {
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_CANTOPEN,
+}
+
 
 class DatabaseUnavailableError(RuntimeError):
-    """The database cannot be reached; the message never carries driver details."""
+    """The database cannot be reached; the message never carries driver details.
+
+    The driver's exception stays on `__cause__` for the server log.
+    """
+
+    def __init__(self, message: str = "database unavailable") -> None:
+        super().__init__(message)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # pool_pre_ping: connections that died in an outage are replaced on checkout, so the
+    # gateway recovers by itself when the database returns.
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               connect_args={"timeout": connect_timeout})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,33 +69,93 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error`, or an exception it was raised from, means the database is out of reach."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _means_unavailable(current):
+            return True
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+    return False
+
+
+def _means_unavailable(error: BaseException) -> bool:
+    if isinstance(error, OSError):  # refused, reset, unreachable, DNS, TimeoutError
+        return True
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and (
+        sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES) or sqlstate in _UNAVAILABLE_SQLSTATES
+    ):
+        return True
+    sqlite_code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(sqlite_code, int) and sqlite_code & 0xFF in _UNAVAILABLE_SQLITE_CODES
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except DatabaseUnavailableError:
+        raise
+    except Exception as error:
+        if is_unavailable(error):
+            raise DatabaseUnavailableError() from error
+        raise
+
+
 class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
     async def all(self, statement: Executable) -> Sequence[RowMapping]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(statement)
-            return result.mappings().all()
+        with _translated():
+            async with self.engine.connect() as conn:
+                result = await conn.execute(statement)
+                return result.mappings().all()
 
     async def first(self, statement: Executable) -> RowMapping | None:
         rows = await self.all(statement)
         return rows[0] if rows else None
 
     async def scalar(self, statement: Executable) -> Any:
-        async with self.engine.connect() as conn:
-            return await conn.scalar(statement)
+        with _translated():
+            async with self.engine.connect() as conn:
+                return await conn.scalar(statement)
 
-    def transaction(self) -> Any:
-        """`async with db.transaction() as conn:` — commits on success."""
-        return self.engine.begin()
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """`async with db.transaction() as conn:` — commits on success.
+
+        Connecting, the statements of the block and the commit are all translated.
+        """
+        with _translated():
+            async with self.engine.begin() as conn:
+                yield conn
 
     async def ping(self) -> None:
+        """Raise `DatabaseUnavailableError` unless a trivial query succeeds.
+
+        Readiness fails on any error, not only connection errors: a database that is
+        reachable but unusable (missing, wrong credentials) is not ready either.
+        """
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # drivers raise many types; callers need one
-            raise DatabaseUnavailableError("database unavailable") from exc
+        except Exception as error:  # drivers raise many types; callers need one
+            raise DatabaseUnavailableError() from error
 
 
-__all__ = ["AsyncConnection", "Database", "DatabaseUnavailableError", "create_engine"]
+__all__ = [
+    "AsyncConnection",
+    "Database",
+    "DatabaseUnavailableError",
+    "create_engine",
+    "is_unavailable",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class GraphQLContext:
     request: Any = None
     # A verified token was presented (the anonymous role has none).
     authenticated: bool = False
+    # The role's readable fields by type, hoisted for the per-field hook.
+    readable: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def may_read(self, type_name: str, field_name: str) -> bool:
         return self.access.may_read(type_name, field_name)
@@ -54,4 +57,5 @@ def build_context(
         scopes=scopes,
         request=request,
         authenticated=authenticated,
+        readable=access.readable,
     )
