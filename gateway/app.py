@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -15,15 +17,26 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult
 
 from gateway.auth import AuthError, AuthUnavailableError, TokenVerifier
+from gateway.http_guards import (
+    HttpGuard,
+    StrawberryHTTPException,
+    cors_middleware,
+    strawberry_error_response,
+)
 from gateway.logging import configure_logging, log
 from gateway.policy_runtime import LoadedPolicy, load_policy
+from gateway.rate_limit import rate_limited
 from gateway.settings import Settings, get_settings
-from policies import Policy, Principal
+from policies import Policy, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
 from schema.context import GraphQLContext, build_context
-from schema.root import build_schema
+from schema.limits import QueryLimits
+from schema.privacy import FieldPolicy
+from schema.root import build_schema, schema_fields
 
 STATIC = Path(__file__).parent / "static"
 
@@ -37,14 +50,41 @@ class SisadaGraphQL(GraphQL):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> GraphQLContext:
         principal: Principal = request.scope["sisada.principal"]
-        access = self.app_state.policy.compiled.for_role(principal.role)
-        return build_context(principal, access, self.app_state.db, request)
+        access = self.app_state.access_for(principal)
+        authenticated = principal.role != self.app_state.policy.policy.anonymous_role
+        return build_context(principal, access, self.app_state.db, request, authenticated)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """One operation: its document size checked, its execution bounded in time."""
+        settings = self.app_state.settings
+        request_data = kwargs.get("request_data", args[-1] if args else None)
+        query = getattr(request_data, "query", None) or ""
+        if len(query.encode("utf-8", "surrogatepass")) > settings.max_document_bytes:
+            return _error_result(f"the document is larger than {settings.max_document_bytes} "
+                                 "bytes", "DOCUMENT_TOO_LARGE")
+        try:
+            async with asyncio.timeout(settings.request_timeout_seconds):
+                return await super().execute_single(*args, **kwargs)
+        except TimeoutError:
+            log.warning("graphql.timeout", seconds=settings.request_timeout_seconds)
+            return _error_result("the request took too long and was stopped", "TIMEOUT")
+
+    async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Strawberry refuses bad requests in plain text; ours are JSON GraphQL errors.
+        try:
+            return await super().run(request, *args, **kwargs)
+        except StrawberryHTTPException as exc:
+            return strawberry_error_response(exc, request.scope.get("method", ""))
+
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(STATIC / "graphiql.html")
+
+
+def _error_result(message: str, code: str) -> ExecutionResult:
+    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
 
 class AuthMiddleware:
@@ -88,24 +128,58 @@ async def _error_response(
     await response(scope, receive, send)
 
 
+def query_limits(settings: Settings) -> QueryLimits:
+    return QueryLimits(
+        max_depth=settings.max_query_depth,
+        max_cost=settings.max_query_cost,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        introspection=settings.introspection,
+    )
+
+
+AccessOverride = Callable[[RoleAccess, dict[str, frozenset[str]]], RoleAccess]
+
+
 class AppState:
     """Everything built once per process at start-up."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        field_policy: type[SchemaExtension] | None = FieldPolicy,
+        access_override: AccessOverride | None = None,
+    ) -> None:
         self.settings = settings
-        self.schema = build_schema()
+        self.schema = build_schema(query_limits(settings), settings.max_batch_operations,
+                                   field_policy=field_policy)
         self.policy: LoadedPolicy = load_policy(Policy(settings.policy_dir), self.schema)
         self.verifier = TokenVerifier(
             settings, self.policy.policy.roles, self.policy.policy.anonymous_role
         )
         self.engine = create_engine(settings.database_url)
         self.db = Database(self.engine)
+        self._access = dict(self.policy.compiled.by_role)
+        if access_override is not None:
+            # Benchmarks only (bench/variants.py): the ceiling without authorization.
+            fields = {t: frozenset(f) for t, f in schema_fields(self.schema).items()}
+            self._access = {r: access_override(a, fields) for r, a in self._access.items()}
+
+    def access_for(self, principal: Principal) -> RoleAccess:
+        return self._access[principal.role]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    field_policy: type[SchemaExtension] | None = FieldPolicy,
+    access_override: AccessOverride | None = None,
+) -> Starlette:
+    """The gateway. `field_policy` and `access_override` exist for the benchmark's variants
+    (no policy, naive Oso per field); production always runs with the defaults."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    state = AppState(settings)
+    state = AppState(settings, field_policy, access_override)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -134,14 +208,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/", root),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/graphql", AuthMiddleware(graphql, lambda: state.verifier),
-              methods=["GET", "POST"]),
+        # Outside in: HTTP hygiene (size, media type, JSON; it answers other methods with a
+        # JSON 405), then the token, then rate limits (they need the principal), then GraphQL.
+        Route("/graphql", HttpGuard(AuthMiddleware(
+            rate_limited(graphql, settings, state.policy.policy.anonymous_role),
+            lambda: state.verifier), settings)),
     ]
     if settings.graphiql:
         routes += [
             Route("/graphiql", graphiql),
             Mount("/graphiql-static", StaticFiles(directory=STATIC), name="graphiql-static"),
         ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors_middleware(settings)])
     app.state.sisada = state
     return app

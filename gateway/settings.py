@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 15.0
     # HTTP request bodies larger than this are refused before they are parsed.
     max_body_bytes: int = 256_000
+    # JSON request bodies (and GET `variables`) nested deeper than this are refused.
+    max_json_depth: int = 32
 
     # "on" (development), "authenticated" (any verified token) or "off".
     introspection: Literal["on", "authenticated", "off"] = "on"
@@ -61,6 +63,8 @@ class Settings(BaseSettings):
     rate_limit_per_principal: str = "600/minute"
     rate_limit_per_ip: str = "1200/minute"
     rate_limit_submit_report: str = "5/minute;30/hour"
+    # Namespace of the rate-limit keys in Redis (replicas that share counts share it).
+    rate_limit_key_prefix: str = "sisada-rate-limits"
 
 
 @lru_cache(maxsize=1)

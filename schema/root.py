@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLObjectType
+from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -359,14 +361,20 @@ class SisadaSchema(strawberry.federation.Schema):
 
 
 def build_schema(
-    limits: QueryLimits | None = None, max_batch_operations: int = 10
+    limits: QueryLimits | None = None,
+    max_batch_operations: int = 10,
+    field_policy: type[SchemaExtension] | None = FieldPolicy,
 ) -> strawberry.federation.Schema:
+    """The federated schema. `field_policy` is replaced only by the benchmark's variants."""
     limits = limits or QueryLimits()
+    extensions: list[Any] = [ErrorMasking, lambda: QueryLimitsExtension(limits)]
+    if field_policy is not None:
+        extensions.insert(0, field_policy)
     return SisadaSchema(
         query=Query,
         mutation=Mutation,
         types=[Foreigner, Area],
-        extensions=[FieldPolicy, ErrorMasking, lambda: QueryLimitsExtension(limits)],
+        extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": max_batch_operations}),
     )
 

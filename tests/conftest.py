@@ -240,6 +240,9 @@ def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
         "policy_dir": None,
         "graphiql": True,
         "log_level": "WARNING",
+        # Every suite shares 127.0.0.1 and submits many reports; the rate-limit suites
+        # (tests/gateway/test_rate_limits.py) turn the limits on with their own numbers.
+        "rate_limits_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -58,10 +58,17 @@ def test_fragment_multiplication_is_counted_as_it_would_execute(deployment: Depl
 
 
 def test_token_flood_is_rejected_while_parsing(deployment: Deployment) -> None:
-    flood = "{ me { " + "role " * 5000 + "} }"
+    flood = "{ me { " + "a " * 4500 + "} }"  # 4,500 tokens in 9 KB
     body = deployment.gql(flood, "public")
     assert codes(body) == ["GRAPHQL_PARSE_FAILED"]
     assert "tokens" in body["errors"][0]["message"]
+
+
+def test_oversized_document_is_rejected_before_parsing(deployment: Deployment) -> None:
+    padded = "# " + "x" * 21_000 + "\n{ me { role } }"
+    body = deployment.gql(padded, "public")
+    assert codes(body) == ["DOCUMENT_TOO_LARGE"]
+    assert body["data"] is None
 
 
 def test_batch_within_limit_runs_every_operation(deployment: Deployment) -> None:
@@ -101,6 +108,21 @@ def test_field_suggestions_for_immigration(deployment: Deployment) -> None:
 
 
 INTROSPECT = "{ __schema { queryType { name } } }"
+
+
+def test_slow_request_is_stopped_with_timeout(deployment: Deployment,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings = make_settings(deployment.database_url, tmp_path_factory.mktemp("timeout"),
+                             request_timeout_seconds=0.001)
+    with ServerThread(create_app(settings)) as base_url:
+        response = httpx.post(
+            f"{base_url}/graphql", json={"query": "{ foreigners(first: 1000) { nodes { id "
+                                                  "residence { area { foreignerCount } } } } }"},
+            headers={"authorization": f"Bearer {deployment.token('immigration_officer')}"})
+        assert response.status_code == 200
+        assert codes(response.json()) == ["TIMEOUT"]
+        # The server goes on serving.
+        assert httpx.get(f"{base_url}/healthz").status_code == 200
 
 
 @pytest.fixture(scope="module")

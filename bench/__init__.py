@@ -1,0 +1,1 @@
+"""Benchmarks: the privacy-enforced gateway against its ceiling, the naive approach and a floor."""

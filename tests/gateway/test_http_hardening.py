@@ -1,0 +1,357 @@
+"""HTTP hygiene over real HTTP: every malformed request gets a 4xx whose body is one JSON
+GraphQL error with a stable code, nothing runs, and nothing internal leaks.
+
+Huge bodies are 413 PAYLOAD_TOO_LARGE (counted as they stream, whatever Content-Length says);
+POST bodies other than application/json are 415 UNSUPPORTED_MEDIA_TYPE (the CSRF defence:
+those are what a cross-site form can send without a preflight); bad JSON, bad UTF-8, wrong
+shapes, null bytes and deep nesting are 400 BAD_REQUEST; mutations over GET and methods
+other than GET and POST are 405 METHOD_NOT_ALLOWED with `Allow`. CORS answers the
+allow-listed origins only."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Deployment, ServerThread, make_settings, run_async
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.app import create_app
+from resolvers.models import Report
+
+ME = "{ me { role } }"
+JSON = {"content-type": "application/json"}
+SUBMIT = """
+mutation Submit($input: SubmitReportInput!) {
+  submitReport(input: $input) { receiptCode status }
+}
+"""
+ALLOWED_ORIGIN = "https://app.sisada.example"
+OTHER_ORIGIN = "https://evil.example"
+
+
+def url(deployment: Deployment) -> str:
+    return f"{deployment.base_url}/graphql"
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert [e["extensions"]["code"] for e in body["errors"]] == [code]
+    assert "data" not in body
+    return body
+
+
+def post_raw(deployment: Deployment, content: Any, headers: dict[str, str] | None = None
+             ) -> httpx.Response:
+    return deployment.client.post(url(deployment), content=content,
+                                  headers=JSON if headers is None else headers)
+
+
+def reports_with_text(deployment: Deployment, text: str) -> int:
+    async def count() -> int:
+        engine = create_async_engine(deployment.database_url)
+        try:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(
+                    select(func.count()).select_from(Report).where(Report.text == text)))
+        finally:
+            await engine.dispose()
+
+    return int(run_async(count()))
+
+
+# -- size ---------------------------------------------------------------------------------
+
+
+def test_body_over_the_limit_is_413(deployment: Deployment) -> None:
+    padding = "x" * (deployment.settings.max_body_bytes + 1)
+    body = json.dumps({"query": ME, "variables": {"padding": padding}})
+    response = post_raw(deployment, body)
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_chunked_body_over_the_limit_is_413_without_content_length(
+        deployment: Deployment) -> None:
+    limit = deployment.settings.max_body_bytes
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"query": "{ me { role } }", "variables": {"padding": "'
+        for _ in range(limit // 8192 + 2):
+            yield b"x" * 8192
+        yield b'"}}'
+
+    # A generator is sent chunked: the server cannot trust a length it was never told.
+    response = post_raw(deployment, chunks())
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_body_just_under_the_limit_is_served(deployment: Deployment) -> None:
+    body = json.dumps({"query": ME, "variables": {}})
+    body = body[:-2] + ' ' * (deployment.settings.max_body_bytes - len(body) - 10) + '}}'
+    response = post_raw(deployment, body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": {"me": {"role": "public"}}}
+
+
+# -- media types (CSRF) ---------------------------------------------------------------------
+
+
+def test_form_urlencoded_post_is_415(deployment: Deployment) -> None:
+    response = deployment.client.post(url(deployment), data={"query": ME})
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_multipart_post_is_415(deployment: Deployment) -> None:
+    response = deployment.client.post(url(deployment), files={"operations": ("o", b"{}")})
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_text_plain_post_is_415(deployment: Deployment) -> None:
+    response = post_raw(deployment, json.dumps({"query": ME}), {"content-type": "text/plain"})
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_post_without_content_type_is_415(deployment: Deployment) -> None:
+    response = post_raw(deployment, json.dumps({"query": ME}), {})
+    assert "content-type" not in response.request.headers
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_json_in_another_charset_is_415(deployment: Deployment) -> None:
+    response = post_raw(deployment, json.dumps({"query": ME}),
+                        {"content-type": "application/json; charset=latin-1"})
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_json_with_utf8_charset_is_served(deployment: Deployment) -> None:
+    response = post_raw(deployment, json.dumps({"query": ME}),
+                        {"content-type": "application/json; charset=UTF-8"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": {"me": {"role": "public"}}}
+
+
+# -- malformed bodies ---------------------------------------------------------------------
+
+
+def test_malformed_json_is_400(deployment: Deployment) -> None:
+    assert_error(post_raw(deployment, b'{"query": "{ me { role } }"'), 400, "BAD_REQUEST")
+
+
+def test_empty_body_is_400(deployment: Deployment) -> None:
+    assert_error(post_raw(deployment, b""), 400, "BAD_REQUEST")
+
+
+def test_invalid_utf8_is_400(deployment: Deployment) -> None:
+    body = b'{"query": "{ me { role } }", "operationName": "\xff\xfe"}'
+    assert_error(post_raw(deployment, body), 400, "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("body", ["42", '"{ me { role } }"', "null", "true"])
+def test_json_body_that_is_not_an_object_is_400(deployment: Deployment, body: str) -> None:
+    assert_error(post_raw(deployment, body), 400, "BAD_REQUEST")
+
+
+def test_batch_of_non_objects_is_400(deployment: Deployment) -> None:
+    assert_error(post_raw(deployment, json.dumps([{"query": ME}, 1])), 400, "BAD_REQUEST")
+
+
+def test_empty_batch_is_400(deployment: Deployment) -> None:
+    assert_error(post_raw(deployment, "[]"), 400, "BAD_REQUEST")
+
+
+def test_query_that_is_not_a_string_is_400(deployment: Deployment) -> None:
+    response = post_raw(deployment, json.dumps({"query": {"me": "role"}}))
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_variables_that_are_not_an_object_is_400(deployment: Deployment) -> None:
+    response = post_raw(deployment, json.dumps({"query": ME, "variables": [1, 2]}))
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_null_byte_in_the_query_is_400(deployment: Deployment) -> None:
+    response = post_raw(deployment, json.dumps({"query": "{ me { role } }\u0000"}))
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_null_byte_in_a_get_query_is_400(deployment: Deployment) -> None:
+    response = deployment.client.get(url(deployment), params={"query": "{ me\x00 { role } }"})
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_deeply_nested_variables_are_400(deployment: Deployment) -> None:
+    nested: Any = "x"
+    for _ in range(deployment.settings.max_json_depth + 1):
+        nested = [nested]
+    response = post_raw(deployment, json.dumps(
+        {"query": "query($ids: [ID!]) { me { role } }", "variables": {"ids": nested}}))
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_json_nested_past_the_parser_limit_is_400(deployment: Deployment) -> None:
+    response = post_raw(deployment, '{"query": "{ me { role } }", "variables": {"v": '
+                        + "[" * 5000 + "]" * 5000 + "}}")
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_deeply_nested_get_variables_are_400(deployment: Deployment) -> None:
+    variables = '{"v": ' + "[" * 100 + "]" * 100 + "}"
+    response = deployment.client.get(url(deployment), params={"query": ME,
+                                                              "variables": variables})
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_malformed_get_variables_are_400(deployment: Deployment) -> None:
+    response = deployment.client.get(url(deployment), params={"query": ME, "variables": "{"})
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_missing_query_is_a_json_400(deployment: Deployment) -> None:
+    # Strawberry's own refusal, in JSON like ours.
+    assert_error(post_raw(deployment, json.dumps({"variables": {}})), 400, "BAD_REQUEST")
+
+
+def test_batch_over_the_limit_is_a_json_400(deployment: Deployment) -> None:
+    batch = [{"query": ME}] * (deployment.settings.max_batch_operations + 1)
+    assert_error(post_raw(deployment, json.dumps(batch)), 400, "BAD_REQUEST")
+
+
+def test_wrong_variable_type_is_a_graphql_error(deployment: Deployment) -> None:
+    # A well-formed request whose variables do not fit: GraphQL's own error, not a crash.
+    body = deployment.gql('query($code: String!) { reportStatus(receiptCode: $code) { status } }',
+                          "public", code={"not": "a string"})
+    assert body.get("data") is None
+    assert len(body["errors"]) == 1
+
+
+# -- methods ------------------------------------------------------------------------------
+
+
+def test_mutation_over_get_is_405_and_writes_nothing(deployment: Deployment) -> None:
+    text = f"sisada-hardening-test-{uuid.uuid4().hex}"
+    variables = {"input": {"category": "SUSPICIOUS_ACTIVITY", "text": text,
+                           "areaCode": deployment.facts.busiest_setiabudi_rt}}
+    response = deployment.client.get(url(deployment), params={
+        "query": SUBMIT, "variables": json.dumps(variables)})
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["allow"] == "POST"
+    assert reports_with_text(deployment, text) == 0
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_other_methods_are_405(deployment: Deployment, method: str) -> None:
+    response = deployment.client.request(method, url(deployment), json={"query": ME})
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["allow"] == "GET, POST"
+
+
+def test_query_over_get_still_works(deployment: Deployment) -> None:
+    response = deployment.client.get(url(deployment), params={"query": ME})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"me": {"role": "public"}}}
+
+
+# -- nothing leaks ------------------------------------------------------------------------
+
+
+def test_error_responses_leak_nothing_as_police(deployment: Deployment) -> None:
+    token = deployment.token("setiabudi_police")
+    assert token
+    auth = {"authorization": f"Bearer {token}"}
+    bad_requests = [
+        ("POST", {**auth, **JSON}, b'{"query": '),
+        ("POST", {**auth, **JSON}, b'{"query": "\xc3\x28"}'),
+        ("POST", {**auth, **JSON}, b"[1]"),
+        ("POST", {**auth, "content-type": "text/plain"}, b'{"query": "{ me { role } }"}'),
+        ("POST", {**auth, **JSON}, b'{"query": "{ me { role } }", "variables": '
+         + b"[" * 2000 + b"]" * 2000 + b"}"),
+        ("POST", {**auth, **JSON}, json.dumps({"query": "x" * 300_000}).encode()),
+        ("PUT", {**auth, **JSON}, b"{}"),
+    ]
+    for method, headers, content in bad_requests:
+        response = deployment.client.request(method, url(deployment), headers=headers,
+                                             content=content)
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"].startswith("application/json")
+        text = response.text
+        for secret in (token, "Traceback", 'File "', ".py", "/work", "SELECT", "sqlite",
+                       "asyncpg", "orjson", "strawberry", "starlette"):
+            assert secret not in text, (secret, text)
+
+
+# -- CORS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cors_base_url(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[str]:
+    settings = make_settings(deployment.database_url, tmp_path_factory.mktemp("cors"),
+                             cors_allow_origins=[ALLOWED_ORIGIN])
+    with ServerThread(create_app(settings)) as base_url:
+        yield base_url
+
+
+def test_allowed_origin_gets_cors_headers(deployment: Deployment, cors_base_url: str) -> None:
+    response = deployment.client.post(f"{cors_base_url}/graphql", json={"query": ME},
+                                      headers={"origin": ALLOWED_ORIGIN})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "Origin" in response.headers["vary"]
+
+
+def test_other_origin_gets_no_cors_headers(deployment: Deployment, cors_base_url: str) -> None:
+    response = deployment.client.post(f"{cors_base_url}/graphql", json={"query": ME},
+                                      headers={"origin": OTHER_ORIGIN})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_no_origin_is_allowed_by_default(deployment: Deployment) -> None:
+    response = deployment.client.post(url(deployment), json={"query": ME},
+                                      headers={"origin": ALLOWED_ORIGIN})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_preflight_from_allowed_origin_allows_token_and_json(
+        deployment: Deployment, cors_base_url: str) -> None:
+    response = deployment.client.options(f"{cors_base_url}/graphql", headers={
+        "origin": ALLOWED_ORIGIN,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    })
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "POST" in response.headers["access-control-allow-methods"]
+    allowed = response.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed and "content-type" in allowed
+
+
+def test_preflight_from_other_origin_is_refused_in_json(
+        deployment: Deployment, cors_base_url: str) -> None:
+    response = deployment.client.options(f"{cors_base_url}/graphql", headers={
+        "origin": OTHER_ORIGIN, "access-control-request-method": "POST"})
+    assert_error(response, 400, "BAD_REQUEST")
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_preflight_for_another_method_is_refused(
+        deployment: Deployment, cors_base_url: str) -> None:
+    response = deployment.client.options(f"{cors_base_url}/graphql", headers={
+        "origin": ALLOWED_ORIGIN, "access-control-request-method": "DELETE"})
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_errors_are_readable_by_an_allowed_origin(
+        deployment: Deployment, cors_base_url: str) -> None:
+    response = deployment.client.post(f"{cors_base_url}/graphql", content=b"{",
+                                      headers={**JSON, "origin": ALLOWED_ORIGIN})
+    assert_error(response, 400, "BAD_REQUEST")
+    assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
