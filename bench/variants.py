@@ -35,16 +35,24 @@ ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
 
 
 class NaiveFieldPolicy(SchemaExtension):
-    """One Polar evaluation per field per object."""
+    """What a user writes by default: ask Oso about every object (its row) and every field
+    of it, one Polar evaluation each, while the response is built."""
 
     policy: Policy
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
 
     def resolve(self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo,
                 *args: Any, **kwargs: Any) -> Any:
         type_name, field_name = info.parent_type.name, info.field_name
         if field_name.startswith("__") or type_name.startswith("__"):
             return _next(root, info, *args, **kwargs)
-        if self.policy.allow_field(info.context.principal, type_name, field_name):
+        principal = info.context.principal
+        if root is not None and id(root) not in self.seen:
+            self.seen.add(id(root))
+            self.policy.row_scopes(principal, type_name)  # the per-object is_allowed
+        if self.policy.allow_field(principal, type_name, field_name):
             return _next(root, info, *args, **kwargs)
         if type_name in ROOT_TYPES:
             raise forbidden_field(type_name, field_name)

@@ -8,9 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy.orm import aliased
 
 from resolvers.db import Database
-from resolvers.models import Area, Foreigner, Officer, OfficerActivity, Report, StayPermit
+from resolvers.models import (
+    Area,
+    Foreigner,
+    Officer,
+    OfficerActivity,
+    Report,
+    Residence,
+    StayPermit,
+)
 from resolvers.paging import CursorError, Page, decode_cursor, encode_cursor
 from resolvers.scopes import Condition, foreigners_living_in
 
@@ -32,8 +41,16 @@ class ForeignerFilter:
     document_number: str | None = None
 
 
+# The current residence travels with its foreigner (one row each), labelled to keep apart.
+CURRENT_RESIDENCE = aliased(Residence, name="current_residence")
+RESIDENCE_COLUMNS = ("id", "street_address", "latitude", "longitude", "city_code",
+                     "kecamatan_code", "kelurahan_code", "rw_code", "rt_code", "valid_from",
+                     "valid_to")
+
+
 def foreigner_select() -> Select[Any]:
-    """Foreigner columns with the permit currently in force, one row per foreigner."""
+    """Foreigner columns with the permit in force and the current residence, one row each."""
+    residence = [getattr(CURRENT_RESIDENCE, c).label(f"residence_{c}") for c in RESIDENCE_COLUMNS]
     return select(
         Foreigner.id,
         Foreigner.full_name,
@@ -47,8 +64,12 @@ def foreigner_select() -> Select[Any]:
         StayPermit.status.label("permit_status"),
         StayPermit.expires_on.label("permit_expires_on"),
         StayPermit.sponsor_type,
+        *residence,
     ).outerjoin(
         StayPermit, and_(StayPermit.foreigner_id == Foreigner.id, StayPermit.is_current.is_(True))
+    ).outerjoin(
+        CURRENT_RESIDENCE,
+        and_(CURRENT_RESIDENCE.foreigner_id == Foreigner.id, CURRENT_RESIDENCE.valid_to.is_(None)),
     )
 
 

@@ -32,11 +32,19 @@ def located_in(model: type, area_code: str | None) -> Condition:
 
 
 def foreigners_living_in(area_code: str | None) -> Condition:
-    """Foreigners whose current residence lies inside an area."""
-    current = select(Residence.foreigner_id).where(
-        Residence.valid_to.is_(None), located_in(Residence, area_code)
+    """Foreigners whose current residence lies inside an area.
+
+    A correlated EXISTS, not IN: a keyset page walks foreigners by id and probes each
+    one's residence by index, so its cost does not grow with the size of the table.
+    """
+    if area_code is None:
+        return false()
+    current = select(Residence.id).where(
+        Residence.foreigner_id == Foreigner.id,
+        Residence.valid_to.is_(None),
+        located_in(Residence, area_code),
     )
-    return Foreigner.id.in_(current)
+    return current.exists()
 
 
 def _area_within(area_code: str | None) -> Condition:

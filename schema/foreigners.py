@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import strawberry
 
 from schema.common import Ctx, PageInfo, age_band, int_id
-
-if TYPE_CHECKING:
-    from schema.residences import Residence
+from schema.residences import Residence
 
 
 @strawberry.enum
@@ -75,6 +73,9 @@ class Foreigner:
     permit_status: str | None
     permit_expires_on: dt.date | None
     sponsor_type: str | None
+    residence: Annotated[Residence, strawberry.lazy("schema.residences")] | None = (
+        strawberry.field(description="The current residence.")
+    )
     db_id: strawberry.Private[int]
 
     @classmethod
@@ -94,6 +95,7 @@ class Foreigner:
             permit_status=row["permit_status"],
             permit_expires_on=row["permit_expires_on"],
             sponsor_type=row["sponsor_type"],
+            residence=Residence.from_prefixed_row(row, "residence_"),
         )
 
     @classmethod
@@ -103,22 +105,10 @@ class Foreigner:
         # Reload under the caller's row scope; fields sent in the representation are ignored.
         return await load_foreigner(info, int_id(id))
 
-    @strawberry.field(description="The current residence.")
-    async def residence(
-        self, info: Ctx
-    ) -> Annotated[Residence, strawberry.lazy("schema.residences")] | None:
-        from schema.residences import Residence
-
-        rows = await info.context.loaders.residences.load(self.db_id)
-        current = next((r for r in rows if r["valid_to"] is None), None)
-        return Residence.from_row(current) if current else None
-
     @strawberry.field(description="Every residence, the current one first.")
     async def residence_history(
         self, info: Ctx
     ) -> list[Annotated[Residence, strawberry.lazy("schema.residences")]] | None:
-        from schema.residences import Residence
-
         rows = await info.context.loaders.residences.load(self.db_id)
         return [Residence.from_row(r) for r in rows]
 

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from schema.areas import Area
 
 
+_COLUMNS = ("id", "street_address", "latitude", "longitude", "kecamatan_code", "kelurahan_code",
+            "rw_code", "rt_code", "valid_from", "valid_to")
+
+
 @strawberry.type
 class Residence:
     id: strawberry.ID | None
@@ -42,6 +46,13 @@ class Residence:
             valid_from=row["valid_from"],
             valid_to=row["valid_to"],
         )
+
+    @classmethod
+    def from_prefixed_row(cls, row: Any, prefix: str) -> Residence | None:
+        """The residence joined into another row under `prefix`; None when there is none."""
+        if row[f"{prefix}id"] is None:
+            return None
+        return cls.from_row({key: row[f"{prefix}{key}"] for key in _COLUMNS})
 
     @strawberry.field(description="The smallest area the residence lies in.")
     async def area(self, info: Ctx) -> Annotated[Area, strawberry.lazy("schema.areas")] | None:
