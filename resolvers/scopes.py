@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import aliased
 
 from policies import Principal
 from resolvers.area_codes import AreaCodeError, level_of
@@ -39,10 +40,12 @@ def foreigners_living_in(area_code: str | None) -> Condition:
     """
     if area_code is None:
         return false()
-    current = select(Residence.id).where(
-        Residence.foreigner_id == Foreigner.id,
-        Residence.valid_to.is_(None),
-        located_in(Residence, area_code),
+    # An alias of its own, so the EXISTS never correlates with a residence of the outer query.
+    residence = aliased(Residence, name="scope_residence")
+    current = select(residence.id).where(
+        residence.foreigner_id == Foreigner.id,
+        residence.valid_to.is_(None),
+        located_in(residence, area_code),
     )
     return current.exists()
 
