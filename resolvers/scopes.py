@@ -9,6 +9,7 @@ row: fail closed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import aliased
@@ -97,8 +98,14 @@ SCOPES: dict[str, dict[str, ScopeBuilder]] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def scope_condition(type_name: str, scopes: frozenset[str], principal: Principal) -> Condition:
-    """The SQL condition for the rows of `type_name` a principal may see."""
+    """The SQL condition for the rows of `type_name` a principal may see.
+
+    Cached per (type, scopes, principal): a jurisdiction's condition is built once and
+    reused by every request of every caller with the same claims. The area code is a bound
+    parameter, so SQLAlchemy's compiled-statement cache also serves every jurisdiction.
+    """
     builders = SCOPES.get(type_name, {})
     conditions = [builders[name](principal) for name in sorted(scopes) if name in builders]
     if not conditions:
