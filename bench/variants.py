@@ -26,8 +26,8 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from policies import Policy, Principal, RoleAccess
 from resolvers.db import Database, create_engine
-from resolvers.models import Area, Foreigner, Residence, StayPermit
-from resolvers.scopes import scope_condition
+from resolvers.models import Area, Foreigner, StayPermit
+from resolvers.scopes import CURRENT_RESIDENCE, scope_condition
 from schema.errors import forbidden_field
 
 VARIANTS = ("sisada", "no-policy", "naive", "floor")
@@ -98,14 +98,15 @@ def floor_app(settings: Settings) -> Starlette:
                 Foreigner.id, Foreigner.full_name, Foreigner.passport_number,
                 Foreigner.nationality, Foreigner.sex, Foreigner.birth_date,
                 StayPermit.permit_type, StayPermit.status, StayPermit.expires_on,
-                StayPermit.sponsor_type, Residence.street_address, Residence.rt_code,
+                StayPermit.sponsor_type, CURRENT_RESIDENCE.street_address,
+                CURRENT_RESIDENCE.rt_code,
                 Area.name.label("area_name"),
             )
             .outerjoin(StayPermit, and_(StayPermit.foreigner_id == Foreigner.id,
                                         StayPermit.is_current.is_(True)))
-            .outerjoin(Residence, and_(Residence.foreigner_id == Foreigner.id,
-                                       Residence.valid_to.is_(None)))
-            .outerjoin(Area, Area.code == Residence.rt_code)
+            .outerjoin(CURRENT_RESIDENCE, and_(CURRENT_RESIDENCE.foreigner_id == Foreigner.id,
+                                               CURRENT_RESIDENCE.valid_to.is_(None)))
+            .outerjoin(Area, Area.code == CURRENT_RESIDENCE.rt_code)
             .where(scope)
             .order_by(Foreigner.id)
             .limit(limit)

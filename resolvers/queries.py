@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
-from sqlalchemy.orm import aliased
 
 from resolvers.db import Database
 from resolvers.models import (
@@ -17,11 +16,10 @@ from resolvers.models import (
     Officer,
     OfficerActivity,
     Report,
-    Residence,
     StayPermit,
 )
 from resolvers.paging import CursorError, Page, decode_cursor, encode_cursor
-from resolvers.scopes import Condition, foreigners_living_in
+from resolvers.scopes import CURRENT_RESIDENCE, Condition, foreigners_living_in
 
 FOREIGNER_ORDERS = {
     "ID": (),
@@ -42,7 +40,6 @@ class ForeignerFilter:
 
 
 # The current residence travels with its foreigner (one row each), labelled to keep apart.
-CURRENT_RESIDENCE = aliased(Residence, name="current_residence")
 RESIDENCE_COLUMNS = ("id", "street_address", "latitude", "longitude", "city_code",
                      "kecamatan_code", "kelurahan_code", "rw_code", "rt_code", "valid_from",
                      "valid_to")

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlalchemy.orm import aliased
 
 from policies import Principal
 from resolvers.area_codes import AreaCodeError, level_of
-from resolvers.models import Area, Foreigner, OfficerActivity, Report, Residence
+from resolvers.models import Area, OfficerActivity, Report, Residence
 
 Condition = ColumnElement[bool]
 ScopeBuilder = Callable[[Principal], Condition]
@@ -33,22 +33,22 @@ def located_in(model: type, area_code: str | None) -> Condition:
     return getattr(model, f"{level}_code") == area_code
 
 
+# Every statement that returns foreigner rows joins the current residence under this
+# alias (resolvers.queries.foreigner_select); foreigner scopes are written against it.
+CURRENT_RESIDENCE = aliased(Residence, name="current_residence")
+
+
 def foreigners_living_in(area_code: str | None) -> Condition:
     """Foreigners whose current residence lies inside an area.
 
-    A correlated EXISTS, not IN: a keyset page walks foreigners by id and probes each
-    one's residence by index, so its cost does not grow with the size of the table.
+    A condition on the joined current residence rather than a subquery: a keyset page
+    walks foreigners by id and probes each one's residence by index, so its cost does not
+    grow with the table (PostgreSQL turns an EXISTS into a hash semi-join over every
+    residence of the jurisdiction).
     """
     if area_code is None:
         return false()
-    # An alias of its own, so the EXISTS never correlates with a residence of the outer query.
-    residence = aliased(Residence, name="scope_residence")
-    current = select(residence.id).where(
-        residence.foreigner_id == Foreigner.id,
-        residence.valid_to.is_(None),
-        located_in(residence, area_code),
-    )
-    return current.exists()
+    return located_in(CURRENT_RESIDENCE, area_code)
 
 
 def _area_within(area_code: str | None) -> Condition:
