@@ -45,9 +45,20 @@ RESIDENCE_COLUMNS = ("id", "street_address", "latitude", "longitude", "city_code
                      "valid_to")
 
 
-def foreigner_select() -> Select[Any]:
-    """Foreigner columns with the permit in force and the current residence, one row each."""
+def foreigner_select(after_id: int | None = None) -> Select[Any]:
+    """Foreigner columns with the permit in force and the current residence, one row each.
+
+    `after_id` repeats a keyset bound on the joined tables' foreigner ids: the rows are
+    the same, but PostgreSQL then starts every index scan at the cursor instead of merging
+    from the first foreigner (it does not carry inequalities across a join).
+    """
     residence = [getattr(CURRENT_RESIDENCE, c).label(f"residence_{c}") for c in RESIDENCE_COLUMNS]
+    permit_on = [StayPermit.foreigner_id == Foreigner.id, StayPermit.is_current.is_(True)]
+    residence_on = [CURRENT_RESIDENCE.foreigner_id == Foreigner.id,
+                    CURRENT_RESIDENCE.valid_to.is_(None)]
+    if after_id is not None:
+        permit_on.append(StayPermit.foreigner_id > after_id)
+        residence_on.append(CURRENT_RESIDENCE.foreigner_id > after_id)
     return select(
         Foreigner.id,
         Foreigner.full_name,
@@ -62,12 +73,7 @@ def foreigner_select() -> Select[Any]:
         StayPermit.expires_on.label("permit_expires_on"),
         StayPermit.sponsor_type,
         *residence,
-    ).outerjoin(
-        StayPermit, and_(StayPermit.foreigner_id == Foreigner.id, StayPermit.is_current.is_(True))
-    ).outerjoin(
-        CURRENT_RESIDENCE,
-        and_(CURRENT_RESIDENCE.foreigner_id == Foreigner.id, CURRENT_RESIDENCE.valid_to.is_(None)),
-    )
+    ).outerjoin(StayPermit, and_(*permit_on)).outerjoin(CURRENT_RESIDENCE, and_(*residence_on))
 
 
 def _like_escape(text: str) -> str:
@@ -110,12 +116,15 @@ async def foreigner_page(
     after: str | None,
 ) -> Page:
     keys = (*FOREIGNER_ORDERS[order], Foreigner.id)
-    statement = foreigner_select().where(scope, *foreigner_filter_conditions(filters))
+    last: list[Any] | None = None
     if after is not None:
         last = decode_cursor(order, after)
         if len(last) != len(keys):
             raise CursorError()
         last = _cursor_values(order, last)
+    after_id = last[0] if last is not None and order == "ID" else None
+    statement = foreigner_select(after_id).where(scope, *foreigner_filter_conditions(filters))
+    if last is not None:
         statement = statement.where(tuple_(*keys) > tuple_(*last))
     statement = statement.order_by(*keys).limit(first + 1)
     rows = list(await db.all(statement))

@@ -142,6 +142,9 @@ async def seed_database(
             await _insert_chunked(conn, model, table_rows)
         if conn.dialect.name == "postgresql":
             await _reset_sequences(conn)
+        # Fresh planner statistics: after a bulk load the planner would otherwise guess a
+        # handful of rows per table and pick plans that scan whole tables.
+        await conn.execute(text("ANALYZE"))
     return rows.summary()
 
 
