@@ -13,10 +13,12 @@
 #       the actor's error messages may suggest field names ("Did you mean …?").
 #
 # Row scopes (the only words the data layer understands; anything else matches nothing):
-#   "all"                    every row (officers: the database holds one office's staff)
+#   "all"                    every row (no default policy uses it)
 #   "jurisdiction"           rows located inside the actor's area (token claim `area`);
 #                            for immigration staff that area is the office's city
-#   "own_officer"            activities recorded by the actor's own officer id
+#   "own_officer"            activities recorded by the actor's own officer id, inside
+#                            the actor's area (officer ids are per office)
+#   "serving_jurisdiction"   officers of the office whose area contains the actor's area
 #   "own_submitted"          reports the actor submitted
 #   "joint_in_jurisdiction"  joint operations located inside the actor's area
 #   "kecamatan_level"        areas of the kecamatan level only (public statistics)

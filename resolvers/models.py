@@ -105,6 +105,8 @@ class Officer(Base):
     rank: Mapped[str] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(120))
     is_supervisor: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The area the officer's office serves (the office's city); scopes officers by office.
+    office_area_code: Mapped[str] = mapped_column(String(32), index=True)
 
 
 class Report(LocatedMixin, Base):

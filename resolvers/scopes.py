@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlalchemy.orm import aliased
 
 from policies import Principal
-from resolvers.area_codes import AreaCodeError, level_of
-from resolvers.models import Area, OfficerActivity, Report, Residence
+from resolvers.area_codes import AreaCodeError, ancestors, is_area_code, level_of
+from resolvers.models import Area, Officer, OfficerActivity, Report, Residence
 
 Condition = ColumnElement[bool]
 ScopeBuilder = Callable[[Principal], Condition]
@@ -58,9 +58,19 @@ def _area_within(area_code: str | None) -> Condition:
 
 
 def _own_officer(principal: Principal) -> Condition:
+    """The caller's own activities, inside the caller's jurisdiction: officer ids are per
+    office, so an officer id alone would match an officer of another office."""
     if principal.officer_id is None:
         return false()
-    return OfficerActivity.officer_id == principal.officer_id
+    return and_(OfficerActivity.officer_id == principal.officer_id,
+                located_in(OfficerActivity, principal.area))
+
+
+def _officers_serving(principal: Principal) -> Condition:
+    """Officers of the office whose area contains the caller's jurisdiction."""
+    if principal.area is None or not is_area_code(principal.area):
+        return false()
+    return Officer.office_area_code.in_(ancestors(principal.area))
 
 
 def _own_submitted(principal: Principal) -> Condition:
@@ -94,6 +104,7 @@ SCOPES: dict[str, dict[str, ScopeBuilder]] = {
     },
     "Officer": {
         "all": lambda _p: true(),
+        "serving_jurisdiction": _officers_serving,
     },
 }
 

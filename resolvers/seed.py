@@ -413,7 +413,8 @@ def _build_officers(rng: random.Random) -> list[dict[str, Any]]:
             section = _weighted(rng, list(zip(_SECTIONS, (6, 3, 1), strict=True)))
             unit = f"{OFFICE_NAME}, {section}"
         officers.append({"id": officer_id, "name": name, "rank": rank, "unit": unit,
-                         "is_supervisor": officer_id in SUPERVISOR_IDS})
+                         "is_supervisor": officer_id in SUPERVISOR_IDS,
+                         "office_area_code": CITY_CODE})
     return officers
 
 

@@ -39,11 +39,17 @@ class QueryLimits:
     introspection: Introspection = "on"
 
 
+# GraphiQL's standard introspection query nests `ofType` about 15 deep: introspection
+# subtrees get a depth limit of their own instead of the limit for data.
+MAX_INTROSPECTION_DEPTH = 20
+
+
 @dataclass(slots=True)
 class _Measure:
     depth: int = 0
     cost: int = 0
     aliases: int = 0
+    introspection_depth: int = 0
 
 
 class _Walker:
@@ -63,7 +69,13 @@ class _Walker:
                 child = self.measure(selection.selection_set, seen)
                 total.cost += 1 + child.cost
                 total.aliases += child.aliases + (1 if selection.alias else 0)
-                total.depth = max(total.depth, 1 + child.depth)
+                if selection.name.value.startswith("__"):
+                    nested = 1 + max(child.depth, child.introspection_depth)
+                    total.introspection_depth = max(total.introspection_depth, nested)
+                else:
+                    total.depth = max(total.depth, 1 + child.depth)
+                    total.introspection_depth = max(total.introspection_depth,
+                                                    child.introspection_depth)
                 continue
             if isinstance(selection, InlineFragmentNode):
                 child = self.measure(selection.selection_set, seen)
@@ -74,6 +86,7 @@ class _Walker:
             total.cost += child.cost
             total.aliases += child.aliases
             total.depth = max(total.depth, child.depth)
+            total.introspection_depth = max(total.introspection_depth, child.introspection_depth)
         return total
 
     def _fragment(self, name: str, seen: frozenset[str]) -> _Measure:
@@ -99,6 +112,9 @@ def limits_rule(limits: QueryLimits) -> type[ASTValidationRule]:
             if measured.depth > limits.max_depth:
                 self._report(f"query depth {measured.depth} exceeds {limits.max_depth}",
                              "QUERY_TOO_DEEP", node)
+            if measured.introspection_depth > MAX_INTROSPECTION_DEPTH:
+                self._report(f"introspection depth {measured.introspection_depth} exceeds "
+                             f"{MAX_INTROSPECTION_DEPTH}", "QUERY_TOO_DEEP", node)
             if measured.cost > limits.max_cost:
                 self._report(f"query selects {measured.cost} fields, more than "
                              f"{limits.max_cost}", "QUERY_TOO_COMPLEX", node)

@@ -294,6 +294,9 @@ class Mutation:
                                                and -180 <= input.longitude <= 180):
             raise BadInputError("latitude or longitude out of range")
         area_code = await _located_area(info, input.area_code)
+        if await load_area(info, area_code) is None:
+            # Officer ids are per office: an officer records work in their own area only.
+            raise BadInputError("areaCode is outside your jurisdiction")
         subject = await _visible_foreigner_id(info, input.subject_foreigner_id)
         report_id = None
         if input.report_id is not None:

@@ -163,3 +163,19 @@ def test_introspection_for_authenticated_callers_only(
         "INTROSPECTION_DISABLED"}
     body = _introspect(exposure_servers["authenticated"], deployment.token("setiabudi_police"))
     assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_graphiql_introspection_query_passes_the_limits(deployment: Deployment) -> None:
+    from graphql import get_introspection_query
+
+    body = deployment.gql(get_introspection_query(descriptions=True), "public")
+    assert "errors" not in body
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_deep_introspection_is_rejected(deployment: Deployment) -> None:
+    deep = "{ __schema { types { " + "fields { type { " * 11 + "name" + " } }" * 11 + " } } }"
+    body = deployment.gql(deep, "public")
+    # graphql-core's own introspection-depth rule reports it too.
+    assert codes(body)[0] == "QUERY_TOO_DEEP"
+    assert body["data"] is None

@@ -115,7 +115,7 @@ SCOPES: list[tuple[str, tuple[set[str], ...]]] = [
     ("Area",      ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"jurisdiction"},  {"jurisdiction"},  {"kecamatan_level"}, set())),  # noqa: E501
     ("Report",    ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"own_submitted"}, {"own_submitted"}, set(),               set())),  # noqa: E501
     ("Activity",  ({"own_officer"}, {"jurisdiction"}, {"joint_in_jurisdiction"}, {"joint_in_jurisdiction"}, set(),             set(),             set(),               set())),  # noqa: E501
-    ("Officer",   ({"all"},         {"all"},          {"all"},                   {"all"},                   set(),             set(),             set(),               set())),  # noqa: E501
+    ("Officer",   ({"serving_jurisdiction"}, {"serving_jurisdiction"}, {"serving_jurisdiction"}, {"serving_jurisdiction"}, set(), set(), set(), set())),  # noqa: E501
 ]
 # fmt: on
 
