@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from gateway.logging import configure_logging, log
 from gateway.policy_runtime import LoadedPolicy, load_policy
 from gateway.rate_limit import rate_limited
 from gateway.settings import Settings, get_settings
-from policies import Policy, Principal, RoleAccess
+from policies import Policy, PolicyError, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
 from schema.context import GraphQLContext, build_context
 from schema.limits import QueryLimits
@@ -141,6 +143,20 @@ def query_limits(settings: Settings) -> QueryLimits:
 AccessOverride = Callable[[RoleAccess, dict[str, frozenset[str]]], RoleAccess]
 
 
+async def _not_found(_request: Request, _exc: Exception) -> Response:
+    body = {"errors": [{"message": "not found", "extensions": {"code": "NOT_FOUND"}}]}
+    return Response(orjson.dumps(body), status_code=404, media_type="application/json")
+
+
+async def _server_error(_request: Request, exc: Exception) -> Response:
+    """Outside GraphQL too, a crash answers with an error id and nothing internal."""
+    error_id = uuid.uuid4().hex[:16]
+    log.error("http.unexpected_error", error_id=error_id, error=repr(exc))
+    body = {"errors": [{"message": "Unexpected error.",
+                        "extensions": {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}}]}
+    return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+
 class AppState:
     """Everything built once per process at start-up."""
 
@@ -159,14 +175,33 @@ class AppState:
         )
         self.engine = create_engine(settings.database_url)
         self.db = Database(self.engine)
-        self._access = dict(self.policy.compiled.by_role)
-        if access_override is not None:
+        self._access_override = access_override
+        self._access = self._compiled_access(self.policy)
+
+    def _compiled_access(self, loaded: LoadedPolicy) -> dict[str, RoleAccess]:
+        access = dict(loaded.compiled.by_role)
+        if self._access_override is not None:
             # Benchmarks only (bench/variants.py): the ceiling without authorization.
             fields = {t: frozenset(f) for t, f in schema_fields(self.schema).items()}
-            self._access = {r: access_override(a, fields) for r, a in self._access.items()}
+            access = {r: self._access_override(a, fields) for r, a in access.items()}
+        return access
 
     def access_for(self, principal: Principal) -> RoleAccess:
         return self._access[principal.role]
+
+    def reload_policy(self) -> bool:
+        """Load and compile the .polar files again (SIGHUP). A policy that does not load
+        leaves the one in force untouched; requests already running finish under the old."""
+        try:
+            loaded = load_policy(Policy(self.settings.policy_dir), self.schema)
+        except PolicyError as exc:
+            log.error("policy.reload_failed", error=str(exc))
+            return False
+        verifier = TokenVerifier(self.settings, loaded.policy.roles, loaded.policy.anonymous_role)
+        access = self._compiled_access(loaded)
+        self.policy, self.verifier, self._access = loaded, verifier, access
+        log.info("policy.reloaded", roles=sorted(loaded.policy.roles))
+        return True
 
 
 def create_app(
@@ -184,6 +219,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         log.info("gateway.start", database=state.engine.url.render_as_string(hide_password=True))
+        loop = asyncio.get_running_loop()
+        # Only the main thread may own signals (tests run servers in threads).
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, state.reload_policy)
         yield
         await state.engine.dispose()
 
@@ -219,6 +258,11 @@ def create_app(
             Route("/graphiql", graphiql),
             Mount("/graphiql-static", StaticFiles(directory=STATIC), name="graphiql-static"),
         ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors_middleware(settings)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[cors_middleware(settings)],
+        exception_handlers={404: _not_found, 500: _server_error},
+    )
     app.state.sisada = state
     return app

@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from gateway.auth import mint_dev_token
 from gateway.settings import Settings, get_settings
-from policies import Policy
+from policies import Policy, PolicyError
 from resolvers import migrate
 from resolvers.db import create_engine
 from resolvers.models import Area, Officer, Residence
@@ -126,6 +127,36 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Load and compile the policy against the schema, as the server would, and report."""
+    from resolvers.scopes import unknown_scopes
+    from schema.root import build_schema, schema_fields
+
+    try:
+        policy = Policy(args.dir or settings.policy_dir)
+        compiled = policy.compile(schema_fields(build_schema()))
+    except PolicyError as exc:
+        print(f"policy: {exc}", file=sys.stderr)
+        return 1
+    print(f"files: {', '.join(p.name for p in policy.files)}")
+    for role in sorted(compiled.by_role):
+        access = compiled.by_role[role]
+        fields = sum(len(f) for f in access.readable.values())
+        scopes = ", ".join(f"{t}:{'+'.join(sorted(s))}" for t, s in sorted(access.scopes.items()))
+        print(f"{role}: {fields} readable fields; rows {scopes or 'none'}")
+    problems = 0
+    for type_name, field_name in compiled.unmentioned:
+        print(f"warning: {type_name}.{field_name} has no rule: null for everyone")
+    for type_name, field_name in compiled.unknown:
+        print(f"error: the policy names {type_name}.{field_name}, which the schema lacks")
+        problems += 1
+    for access in compiled.by_role.values():
+        for type_name, scope in unknown_scopes(dict(access.scopes)):
+            print(f"error: {access.role} has unknown row scope {type_name}:{scope}")
+            problems += 1
+    return 1 if problems else 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate, seed if empty, print a token per role and example requests, then serve."""
     migrate.upgrade(settings.database_url)
@@ -183,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--officer", type=int, help="officer id")
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
+    check = sub.add_parser("policy-check", help="compile the policy and report problems")
+    check.add_argument("--dir", type=Path, help="a directory of .polar files")
+    check.set_defaults(func=cmd_policy_check)
     demo = sub.add_parser("demo", help="migrate, seed, print tokens and serve")
     demo.add_argument("--foreigners", type=int, default=3000)
     demo.add_argument("--seed", type=int, default=20261128)

@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.app import create_app
 from gateway.auth import mint_dev_token
 from gateway.settings import Settings
+from policies import CompiledPolicy, Policy
 from resolvers import migrate
 from resolvers.models import Foreigner, OfficerActivity, Report, Residence, StayPermit
 from resolvers.seed import seed_database
+from schema.root import build_schema, schema_fields
 
 TEST_SECRET = "sisada-test-secret-" + "k" * 40
 SEED_FOREIGNERS = 600
@@ -53,20 +55,7 @@ PERSONAS: dict[str, tuple[str, str | None, int | None]] = {
 
 def run_async(coro: Any) -> Any:
     """Run a coroutine to completion on a private loop in a thread (safe inside any test)."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
+    return run_in_thread(asyncio.run, coro)
 
 
 def free_port() -> int:
@@ -290,3 +279,35 @@ def run_in_thread(fn: Any, *args: Any) -> Any:
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def count_reports_with_text(database_url: str, text: str) -> int:
+    """How many reports carry this text: proves a refused write wrote nothing."""
+    async def count() -> int:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(
+                    select(func.count()).select_from(Report).where(Report.text == text)))
+        finally:
+            await engine.dispose()
+
+    return int(run_async(count()))
+
+
+# -- the policy, compiled against the live schema (tests/policies) ------------------------
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return Policy()
+
+
+@pytest.fixture(scope="session")
+def fields() -> dict[str, list[str]]:
+    return schema_fields(build_schema())
+
+
+@pytest.fixture(scope="session")
+def compiled(policy: Policy, fields: dict[str, list[str]]) -> CompiledPolicy:
+    return policy.compile(fields)

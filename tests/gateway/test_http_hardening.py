@@ -17,12 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread, make_settings, run_async
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from conftest import Deployment, ServerThread, count_reports_with_text, make_settings
 
 from gateway.app import create_app
-from resolvers.models import Report
 
 ME = "{ me { role } }"
 JSON = {"content-type": "application/json"}
@@ -55,16 +52,7 @@ def post_raw(deployment: Deployment, content: Any, headers: dict[str, str] | Non
 
 
 def reports_with_text(deployment: Deployment, text: str) -> int:
-    async def count() -> int:
-        engine = create_async_engine(deployment.database_url)
-        try:
-            async with engine.connect() as conn:
-                return int(await conn.scalar(
-                    select(func.count()).select_from(Report).where(Report.text == text)))
-        finally:
-            await engine.dispose()
-
-    return int(run_async(count()))
+    return count_reports_with_text(deployment.database_url, text)
 
 
 # -- size ---------------------------------------------------------------------------------

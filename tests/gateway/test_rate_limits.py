@@ -19,15 +19,22 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import ServerThread, free_port, make_settings, run_async, run_in_thread
-from sqlalchemy import func, select
+from conftest import (
+    ServerThread,
+    count_reports_with_text,
+    free_port,
+    make_settings,
+    run_async,
+    run_in_thread,
+)
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.app import create_app
 from gateway.auth import mint_dev_token
 from gateway.settings import Settings
 from resolvers import migrate
-from resolvers.models import Report, Residence
+from resolvers.models import Residence
 from resolvers.seed import seed_database
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -115,16 +122,7 @@ def assert_served(response: httpx.Response) -> dict[str, Any]:
 
 
 def reports_with_text(seeded: Seeded, text: str) -> int:
-    async def count() -> int:
-        engine = create_async_engine(seeded.url)
-        try:
-            async with engine.connect() as conn:
-                return int(await conn.scalar(
-                    select(func.count()).select_from(Report).where(Report.text == text)))
-        finally:
-            await engine.dispose()
-
-    return int(run_async(count()))
+    return count_reports_with_text(seeded.url, text)
 
 
 def marker() -> str:

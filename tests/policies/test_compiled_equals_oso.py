@@ -11,24 +11,8 @@ from __future__ import annotations
 import pytest
 
 from policies import CompiledPolicy, Policy, Principal
-from schema.root import build_schema, schema_fields
 
 ROLES = sorted(Policy().roles)
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return Policy()
-
-
-@pytest.fixture(scope="module")
-def fields() -> dict[str, list[str]]:
-    return schema_fields(build_schema())
-
-
-@pytest.fixture(scope="module")
-def compiled(policy: Policy, fields: dict[str, list[str]]) -> CompiledPolicy:
-    return policy.compile(fields)
 
 
 def test_every_role_of_the_policy_is_compiled(policy: Policy, compiled: CompiledPolicy) -> None:

@@ -19,26 +19,10 @@ from polar import Variable
 
 from policies import CompiledPolicy, Policy, Principal
 from resolvers.scopes import SCOPES, unknown_scopes
-from schema.root import build_schema, schema_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY_LOADER = ROOT / "policies" / "loader.py"
 ROLES = sorted(Policy().roles)
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return Policy()
-
-
-@pytest.fixture(scope="module")
-def fields() -> dict[str, list[str]]:
-    return schema_fields(build_schema())
-
-
-@pytest.fixture(scope="module")
-def compiled(policy: Policy, fields: dict[str, list[str]]) -> CompiledPolicy:
-    return policy.compile(fields)
 
 
 @pytest.fixture(scope="module")
