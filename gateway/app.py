@@ -30,6 +30,7 @@ from gateway.http_guards import (
     strawberry_error_response,
 )
 from gateway.logging import configure_logging, log
+from gateway.media_types import negotiate
 from gateway.policy_runtime import LoadedPolicy, load_policy
 from gateway.rate_limit import rate_limited
 from gateway.settings import Settings, get_settings
@@ -77,9 +78,12 @@ class SisadaGraphQL(GraphQL):
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Strawberry refuses bad requests in plain text; ours are JSON GraphQL errors.
         try:
-            return await super().run(request, *args, **kwargs)
+            response = await super().run(request, *args, **kwargs)
         except StrawberryHTTPException as exc:
             return strawberry_error_response(exc, request.scope.get("method", ""))
+        if isinstance(request, Request) and isinstance(response, Response):
+            return negotiate(response, request.headers.get("accept"))
+        return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(STATIC / "graphiql.html")

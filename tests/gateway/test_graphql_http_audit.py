@@ -23,42 +23,9 @@ AUDIT_SCRIPT = JS / "audit.mjs"
 
 # graphql-http audit id -> why the gateway deviates. Ids are graphql-http's own; names below
 # are theirs too, so a reader can match them against the audit output.
-_NO_GRAPHQL_RESPONSE_JSON = (
-    "Strawberry's HTTP view answers every request with `application/json`, also when the "
-    "client prefers `application/graphql-response+json` (the newer media type of the "
-    "GraphQL-over-HTTP draft). The status-code rules of that draft apply only to responses "
-    "of the new media type, so with `application/json` a request error is a 200 carrying "
-    "`errors` (and `data: null`), which is what the application/json audits (572B, FDE2, "
-    "7B9B) require and pass. Goes away when the gateway negotiates "
-    "`application/graphql-response+json`; the work on JSON errors with 4xx status codes "
-    "(415 for non-JSON POSTs, 405 for mutations over GET, 400 for malformed JSON) does not "
-    "change these."
-)
-KNOWN_DEVIATIONS: dict[str, str] = {
-    # SHOULD accept application/graphql-response+json and match the content-type
-    "22EB": _NO_GRAPHQL_RESPONSE_JSON,
-    # SHOULD use 4xx or 5xx status codes on document parsing failure when accepting
-    # application/graphql-response+json
-    "865D": _NO_GRAPHQL_RESPONSE_JSON,
-    # SHOULD use 400 status code on document parsing failure when accepting
-    # application/graphql-response+json
-    "556A": _NO_GRAPHQL_RESPONSE_JSON,
-    # SHOULD not contain the data entry on document parsing failure when accepting
-    # application/graphql-response+json
-    "D586": _NO_GRAPHQL_RESPONSE_JSON,
-    # SHOULD use 4xx or 5xx status codes on document validation failure when accepting
-    # application/graphql-response+json
-    "51FE": _NO_GRAPHQL_RESPONSE_JSON,
-    # SHOULD use 400 status code on document validation failure when accepting
-    # application/graphql-response+json
-    "74FF": _NO_GRAPHQL_RESPONSE_JSON,
-    # SHOULD not contain the data entry on document validation failure when accepting
-    # application/graphql-response+json
-    "5E5B": _NO_GRAPHQL_RESPONSE_JSON,
-    # SHOULD use a status code of 400 on variable coercion failure when accepting
-    # application/graphql-response+json
-    "86EE": _NO_GRAPHQL_RESPONSE_JSON,
-}
+# Empty: every audit passes, the SHOULDs of `application/graphql-response+json` included
+# since the gateway negotiates that media type (gateway/media_types.py).
+KNOWN_DEVIATIONS: dict[str, str] = {}
 
 
 def _node() -> str:
