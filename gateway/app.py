@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from graphql import GraphQLError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -111,7 +112,12 @@ class AuthMiddleware:
                 break
         verifier: TokenVerifier = self.verifier_of()
         try:
-            scope["sisada.principal"] = verifier.verify(header)
+            if verifier.may_block:
+                # A JWKS fetch is blocking I/O: keep it off the event loop.
+                principal = await run_in_threadpool(verifier.verify, header)
+            else:
+                principal = verifier.verify(header)
+            scope["sisada.principal"] = principal
         except AuthUnavailableError as exc:
             await _error_response(scope, receive, send, 503, exc.message, "UNAVAILABLE")
             return

@@ -151,6 +151,11 @@ class TokenVerifier:
                 dev_secret(settings), requested, "SISADA_JWT_SECRET"
             )
 
+    @property
+    def may_block(self) -> bool:
+        """True when verifying can fetch keys over the network (a JWKS URL)."""
+        return self._jwks is not None
+
     def verify(self, authorization_header: str | None) -> Principal:
         if authorization_header is None:
             return Principal(role=self._anonymous_role)
