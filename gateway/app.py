@@ -122,19 +122,29 @@ class AuthMiddleware:
             await _error_response(scope, receive, send, 503, exc.message, "UNAVAILABLE")
             return
         except AuthError as exc:
-            await _error_response(scope, receive, send, 401, exc.message, "UNAUTHENTICATED")
+            # RFC 6750: a request without a bearer token gets the challenge without an
+            # error code; a bearer token that fails gets error="invalid_token".
+            bearer = (header or "").lower().startswith("bearer ")
+            challenge = 'Bearer realm="sisada"' + (', error="invalid_token"' if bearer else "")
+            await _error_response(scope, receive, send, 401, exc.message, "UNAUTHENTICATED",
+                                  {"WWW-Authenticate": challenge})
             return
         await self.app(scope, receive, send)
 
 
 async def _error_response(
-    scope: dict[str, Any], receive: Any, send: Any, status: int, message: str, code: str
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    status: int,
+    message: str,
+    code: str,
+    headers: dict[str, str] | None = None,
 ) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 4401 if status == 401 else 4503})
         return
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
     response = Response(orjson.dumps(body), status_code=status, headers=headers,
                         media_type="application/json")
     await response(scope, receive, send)

@@ -225,6 +225,14 @@ def test_non_bearer_authorization_scheme_is_refused(deployment: Deployment) -> N
 
     assert_unauthenticated(response, "expected an 'Authorization: Bearer <token>' header",
                            credentials)
+    # RFC 6750 §3: no bearer token was sent, so the challenge carries no error code.
+    assert response.headers["www-authenticate"] == 'Bearer realm="sisada"'
+
+
+def test_failed_bearer_token_is_challenged_as_invalid_token(deployment: Deployment) -> None:
+    response = post(deployment.client, deployment.base_url, "Bearer not-a-jwt")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="sisada", error="invalid_token"'
 
 
 def test_over_long_token_is_refused(deployment: Deployment) -> None:
