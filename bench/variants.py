@@ -29,9 +29,9 @@ from resolvers.db import Database, create_engine
 from resolvers.models import Area, Foreigner, StayPermit
 from resolvers.scopes import CURRENT_RESIDENCE, scope_condition
 from schema.errors import forbidden_field
+from schema.privacy import ROOT_TYPES
 
 VARIANTS = ("sisada", "no-policy", "naive", "floor")
-ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
 
 
 class NaiveFieldPolicy(SchemaExtension):

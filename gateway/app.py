@@ -28,6 +28,7 @@ from gateway.http_guards import (
     HttpGuard,
     StrawberryHTTPException,
     cors_middleware,
+    error_response,
     strawberry_error_response,
 )
 from gateway.logging import configure_logging, log
@@ -144,10 +145,7 @@ async def _error_response(
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 4401 if status == 401 else 4503})
         return
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    response = Response(orjson.dumps(body), status_code=status, headers=headers,
-                        media_type="application/json")
-    await response(scope, receive, send)
+    await error_response(status, message, code, headers)(scope, receive, send)
 
 
 def query_limits(settings: Settings) -> QueryLimits:
@@ -164,17 +162,14 @@ AccessOverride = Callable[[RoleAccess, dict[str, frozenset[str]]], RoleAccess]
 
 
 async def _not_found(_request: Request, _exc: Exception) -> Response:
-    body = {"errors": [{"message": "not found", "extensions": {"code": "NOT_FOUND"}}]}
-    return Response(orjson.dumps(body), status_code=404, media_type="application/json")
+    return error_response(404, "not found", "NOT_FOUND")
 
 
 async def _server_error(_request: Request, exc: Exception) -> Response:
     """Outside GraphQL too, a crash answers with an error id and nothing internal."""
     error_id = uuid.uuid4().hex[:16]
     log.error("http.unexpected_error", error_id=error_id, error=repr(exc))
-    body = {"errors": [{"message": "Unexpected error.",
-                        "extensions": {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}}]}
-    return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+    return error_response(500, "Unexpected error.", "INTERNAL_SERVER_ERROR", error_id=error_id)
 
 
 class AppState:

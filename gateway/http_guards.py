@@ -74,9 +74,11 @@ class RequestRejectedError(Exception):
 
 
 def error_response(status: int, message: str, code: str,
-                   headers: Mapping[str, str] | None = None) -> Response:
+                   headers: Mapping[str, str] | None = None,
+                   error_id: str | None = None) -> Response:
     """A GraphQL-shaped error body, always `application/json`."""
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    extensions = {"code": code} if error_id is None else {"code": code, "errorId": error_id}
+    body = {"errors": [{"message": message, "extensions": extensions}]}
     return Response(orjson.dumps(body), status_code=status, headers=dict(headers or {}),
                     media_type="application/json")
 

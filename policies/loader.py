@@ -21,9 +21,6 @@ from policies.principal import Principal
 
 POLICY_DIR = Path(__file__).parent
 
-# Root types: a denied field here is an error, not a null.
-ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
-
 
 class PolicyError(RuntimeError):
     """The policy files cannot be loaded or violate an invariant the gateway relies on."""

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from resolvers.paging import Page
 from schema.context import GraphQLContext
 
 Ctx = Info[GraphQLContext, None]
@@ -19,6 +20,10 @@ class PageInfo:
     end_cursor: str | None
     has_next_page: bool | None
 
+    @classmethod
+    def of(cls, page: Page) -> PageInfo:
+        return cls(end_cursor=page.end_cursor, has_next_page=page.has_next_page)
+
 
 @strawberry.type
 class CountBucket:
@@ -26,7 +31,7 @@ class CountBucket:
     count: int | None
 
 
-def int_id(value: strawberry.ID | str, what: str = "id") -> int:
+def int_id(value: strawberry.ID | str) -> int:
     """A numeric database id from a GraphQL ID; malformed ids are just missing rows."""
     try:
         return int(str(value))

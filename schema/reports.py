@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from schema.areas import Area, load_area
-from schema.common import Ctx, PageInfo, int_id
+from schema.common import Ctx, PageInfo
 from schema.foreigners import Foreigner, load_foreigner
 
 if TYPE_CHECKING:
@@ -121,6 +121,3 @@ class UpdateReportInput:
     status: ReportState | None = None
     assigned_officer_id: strawberry.ID | None = None
 
-
-def report_id(value: strawberry.ID) -> int:
-    return int_id(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Any
 
 import strawberry
@@ -14,7 +15,7 @@ from strawberry.types import ExecutionContext
 
 from resolvers import commands, queries
 from resolvers.area_codes import is_area_code
-from resolvers.paging import CursorError, PageSizeError, check_page_size
+from resolvers.paging import CursorError, Page, PageSizeError, check_page_size
 from schema.activities import (
     Activity,
     ActivityConnection,
@@ -76,6 +77,14 @@ def _page_size(first: int) -> int:
         raise BadInputError(str(exc)) from exc
 
 
+async def _fetched(page: Awaitable[Page]) -> Page:
+    """A page of rows; a cursor that does not decode is the caller's error."""
+    try:
+        return await page
+    except CursorError as exc:
+        raise BadInputError("invalid cursor") from exc
+
+
 def _foreigner_filter(info: Ctx, given: ForeignerFilterInput | None) -> queries.ForeignerFilter:
     if given is None:
         return queries.ForeignerFilter()
@@ -120,16 +129,13 @@ class Query:
     ) -> ForeignerConnection | None:
         filters = _foreigner_filter(info, filter)
         info.context.require_readable(*FOREIGNER_ORDER_FIELDS[order_by])
-        try:
-            page = await queries.foreigner_page(
-                info.context.db, info.context.scopes["Foreigner"], filters, order_by.value,
-                _page_size(first), after,
-            )
-        except CursorError as exc:
-            raise BadInputError("invalid cursor") from exc
+        page = await _fetched(queries.foreigner_page(
+            info.context.db, info.context.scopes["Foreigner"], filters, order_by.value,
+            _page_size(first), after,
+        ))
         return ForeignerConnection(
             nodes=[Foreigner.from_row(row) for row in page.rows],
-            page_info=PageInfo(end_cursor=page.end_cursor, has_next_page=page.has_next_page),
+            page_info=PageInfo.of(page),
             filters=filters,
         )
 
@@ -177,16 +183,13 @@ class Query:
             info.context.require_readable("Report", "status")
         if category is not None:
             info.context.require_readable("Report", "category")
-        try:
-            page = await queries.report_page(
-                info.context.db, info.context.scopes["Report"], enum_value(status),
-                enum_value(category), _page_size(first), after,
-            )
-        except CursorError as exc:
-            raise BadInputError("invalid cursor") from exc
+        page = await _fetched(queries.report_page(
+            info.context.db, info.context.scopes["Report"], enum_value(status),
+            enum_value(category), _page_size(first), after,
+        ))
         return ReportConnection(
             nodes=[Report.from_row(row) for row in page.rows],
-            page_info=PageInfo(end_cursor=page.end_cursor, has_next_page=page.has_next_page),
+            page_info=PageInfo.of(page),
         )
 
     @strawberry.field(description="The status of a report, for whoever holds its receipt code.")
@@ -224,17 +227,14 @@ class Query:
             info.context.require_readable("Activity", "occurredAt")
         if joint_only:
             info.context.require_readable("Activity", "jointOperation")
-        try:
-            page = await queries.activity_page(
-                info.context.db, info.context.scopes["Activity"],
-                int_id(officer_id) if officer_id is not None else None, since, joint_only,
-                _page_size(first), after,
-            )
-        except CursorError as exc:
-            raise BadInputError("invalid cursor") from exc
+        page = await _fetched(queries.activity_page(
+            info.context.db, info.context.scopes["Activity"],
+            int_id(officer_id) if officer_id is not None else None, since, joint_only,
+            _page_size(first), after,
+        ))
         return ActivityConnection(
             nodes=[Activity.from_row(row) for row in page.rows],
-            page_info=PageInfo(end_cursor=page.end_cursor, has_next_page=page.has_next_page),
+            page_info=PageInfo.of(page),
         )
 
 
