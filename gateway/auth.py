@@ -22,8 +22,8 @@ import jwt
 from jwt.algorithms import get_default_algorithms
 
 from gateway.settings import Settings
+from policies.area_codes import is_area_code
 from policies.principal import Principal
-from resolvers.area_codes import is_area_code
 
 # Clock skew tolerated between the token issuer and this gateway.
 LEEWAY_SECONDS = 30

@@ -129,7 +129,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
     """Load and compile the policy against the schema, as the server would, and report."""
-    from resolvers.scopes import unknown_scopes
+    from resolvers.scopes import untranslatable_fields
     from schema.root import build_schema, schema_fields
 
     try:
@@ -142,8 +142,8 @@ def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
     for role in sorted(compiled.by_role):
         access = compiled.by_role[role]
         fields = sum(len(f) for f in access.readable.values())
-        scopes = ", ".join(f"{t}:{'+'.join(sorted(s))}" for t, s in sorted(access.scopes.items()))
-        print(f"{role}: {fields} readable fields; rows {scopes or 'none'}")
+        rows = sorted({t for filters in access.row_filters.values() for t in filters})
+        print(f"{role}: {fields} readable fields; rows of {', '.join(rows) or 'no type'}")
     problems = 0
     for type_name, field_name in compiled.unmentioned:
         print(f"warning: {type_name}.{field_name} has no rule: null for everyone")
@@ -151,8 +151,9 @@ def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: the policy names {type_name}.{field_name}, which the schema lacks")
         problems += 1
     for access in compiled.by_role.values():
-        for type_name, scope in unknown_scopes(dict(access.scopes)):
-            print(f"error: {access.role} has unknown row scope {type_name}:{scope}")
+        for type_name, field_name in untranslatable_fields(access):
+            print(f"error: {access.role}'s row rules compare {type_name}.{field_name}, "
+                  "which no column answers")
             problems += 1
     return 1 if problems else 0
 

@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.logging import log
 from policies import CompiledPolicy, Policy
-from resolvers.scopes import unknown_scopes
+from resolvers.scopes import untranslatable_fields
 from schema.root import schema_fields
 
 
@@ -26,7 +26,8 @@ def load_policy(policy: Policy, schema: strawberry.federation.Schema) -> LoadedP
     for type_name, field_name in compiled.unknown:
         log.warning("policy.field_unknown_to_schema", type=type_name, field=field_name)
     for access in compiled.by_role.values():
-        for type_name, scope in unknown_scopes(dict(access.scopes)):
-            log.warning("policy.scope_unknown", role=access.role, type=type_name, scope=scope)
+        for type_name, field_name in untranslatable_fields(access):
+            log.warning("policy.row_field_unknown", role=access.role, type=type_name,
+                        field=field_name)
     log.info("policy.loaded", files=[p.name for p in policy.files], roles=sorted(policy.roles))
     return LoadedPolicy(policy=policy, compiled=compiled)

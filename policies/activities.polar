@@ -8,9 +8,18 @@
 # serving the actor's jurisdiction, never another office's.
 # Invariant: partners never learn whom an officer checked nor where exactly.
 
-row_scope(actor: Principal, "Activity", "own_officer") if actor.role = "immigration_officer";
-row_scope(actor: Principal, "Activity", "jurisdiction") if actor.role = "immigration_supervisor";
-row_scope(actor: Principal, "Activity", "joint_in_jurisdiction") if security_partner(actor.role);
+# Officer ids are per office, so "own" also needs the activity inside the office area.
+allow(actor: Principal, "read", activity: Activity) if
+    actor.role = "immigration_officer" and
+    activity.officer_id = actor.officer_id and
+    located_in(activity, actor);
+allow(actor: Principal, "read", activity: Activity) if
+    actor.role = "immigration_supervisor" and
+    located_in(activity, actor);
+allow(actor: Principal, "read", activity: Activity) if
+    security_partner(actor.role) and
+    activity.joint_operation = true and
+    located_in(activity, actor);
 
 readable(role, "Activity", field) if
     immigration(role) and
@@ -25,8 +34,10 @@ readable(role, "ActivityConnection", field) if
     field in ["nodes", "pageInfo"];
 
 # Officers are public servants: partners see who led a joint operation.
-row_scope(actor: Principal, "Officer", "serving_jurisdiction") if
-    immigration(actor.role) or security_partner(actor.role);
+# An immigration office serves one city: the officers of the actor's city's office.
+allow(actor: Principal, "read", officer: Officer) if
+    (immigration(actor.role) or security_partner(actor.role)) and
+    officer.office_area_code = actor.city;
 
 readable(role, "Officer", field) if
     (immigration(role) or security_partner(role)) and

@@ -7,9 +7,12 @@
 # Invariant: counts are never finer than this allows — the public gets no city
 # total and no breakdown, so no suppressed cell can be recovered by differencing.
 
-row_scope(actor: Principal, "Area", "jurisdiction") if
-    profile_reader(actor.role) or actor.role = "neighbourhood";
-row_scope(actor: Principal, "Area", "kecamatan_level") if actor.role = "public";
+allow(actor: Principal, "read", area: Area) if
+    (profile_reader(actor.role) or actor.role = "neighbourhood") and
+    located_in(area, actor);
+allow(actor: Principal, "read", area: Area) if
+    actor.role = "public" and
+    area.level = "kecamatan";
 
 readable(role, "Area", field) if
     role in ["immigration_officer", "immigration_supervisor", "police", "military", "district",

@@ -2,12 +2,15 @@
 #
 # Who sees them: foreigners whose current residence lies inside the actor's
 # jurisdiction — for immigration staff the office area (the city), for police,
-# military and the district government their own kecamatan (a Polres: its city). Neighbourhood heads and the public see no foreigner rows at all
-# (only counts, see areas.polar).
+# military and the district government their own kecamatan (a Polres: its city).
+# Neighbourhood heads and the public see no foreigner rows at all (only counts,
+# see areas.polar).
 # Invariant: nobody outside immigration ever reads identity — name, passport
 # number, birth date, photo, permit number.
 
-row_scope(actor: Principal, "Foreigner", "jurisdiction") if profile_reader(actor.role);
+allow(actor: Principal, "read", foreigner: Foreigner) if
+    profile_reader(actor.role) and
+    located_in(foreigner, actor);
 
 # Identity: immigration only.
 readable(role, "Foreigner", field) if

@@ -1,10 +1,11 @@
 """Load the Polar files and compile their decisions per role.
 
-Polar evaluation costs milliseconds, so nothing on the request path calls Oso:
-at start-up every (role, type, field) decision, every row scope and the count
-suppression threshold are read out of the policy once, per role, and the
-request path does set lookups on the result. The `.polar` files stay the only
-source of truth — the compiled form is derived, never written by hand.
+Polar evaluation costs a fraction of a millisecond to milliseconds, so nothing on the
+request path calls Oso: at start-up every (role, type, field) decision, every row filter
+(per role and jurisdiction level, by Oso's data filtering) and the count suppression
+threshold are read out of the policy once, and the request path does set lookups and
+binds claims into cached SQL conditions. The `.polar` files stay the only source of
+truth — the compiled form is derived, never written by hand.
 """
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ from oso import Oso
 from polar import Variable
 from polar.exceptions import PolarRuntimeError
 
+from policies.area_codes import LEVELS
 from policies.principal import Principal
+from policies.resources import RESOURCES
+from policies.row_filters import (
+    NO_ROWS,
+    RowFilter,
+    RowFilterAdapter,
+    RowFilterError,
+    template_principal,
+)
+
+# Jurisdiction levels a principal can have; None is a caller without an area.
+AREA_LEVELS: tuple[str | None, ...] = (None, *LEVELS)
 
 POLICY_DIR = Path(__file__).parent
 
@@ -32,7 +45,8 @@ class RoleAccess:
 
     role: str
     readable: Mapping[str, frozenset[str]]
-    scopes: Mapping[str, frozenset[str]]
+    # Row filters by the level of the caller's area, then by type; a type not listed: no rows.
+    row_filters: Mapping[str | None, Mapping[str, RowFilter]]
     count_cell_minimum: int | None
     # May see "Did you mean …?" hints that name fields of the schema.
     schema_hints: bool = False
@@ -40,8 +54,8 @@ class RoleAccess:
     def may_read(self, type_name: str, field_name: str) -> bool:
         return field_name in self.readable.get(type_name, frozenset())
 
-    def scopes_for(self, type_name: str) -> frozenset[str]:
-        return self.scopes.get(type_name, frozenset())
+    def row_filter(self, type_name: str, area_level: str | None) -> RowFilter:
+        return self.row_filters.get(area_level, {}).get(type_name, NO_ROWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,9 @@ class Policy:
         self.files = tuple(files)
         self._oso = Oso()
         self._oso.register_class(Principal, name="Principal")
+        for name, (cls, fields) in RESOURCES.items():
+            self._oso.register_class(cls, name=name, fields=fields)
+        self._oso.set_data_filtering_adapter(RowFilterAdapter())
         try:
             self._oso.load_files([str(path) for path in files])
         except Exception as exc:  # Polar raises several unrelated error types
@@ -84,9 +101,23 @@ class Policy:
             "allow_field", principal, "read", type_name, field_name
         )
 
-    def row_scopes(self, principal: Principal, type_name: str) -> frozenset[str]:
-        found = self._bindings("row_scope", principal, type_name, Variable("scope"))
-        return frozenset(_strings_only(found))
+    def allow_row(self, principal: Principal, record: object) -> bool:
+        """May the principal read this record (one `allow` evaluation on the object)?"""
+        return self._oso.is_allowed(principal, "read", record)
+
+    def allow_record_field(self, principal: Principal, record: object, field_name: str) -> bool:
+        """May the principal read this field of this record (row visible, field readable)?"""
+        return self._oso.query_rule_once("allow_field", principal, "read", record, field_name)
+
+    def row_filter(self, role: str, area_level: str | None, type_name: str) -> RowFilter:
+        """The rows of a type a role may read, for callers whose area is at `area_level`."""
+        template = template_principal(role, area_level)
+        try:
+            return self._oso.authorized_query(template, "read", RESOURCES[type_name][0])
+        except (RowFilterError, PolarRuntimeError) as exc:
+            raise PolicyError(
+                f"cannot turn the row rules of {type_name} for {role} into a filter: {exc}"
+            ) from exc
 
     def count_cell_minimum(self, principal: Principal) -> int | None:
         found = [v for v in self._bindings("count_cell_minimum", principal, Variable("n"))
@@ -112,19 +143,15 @@ class Policy:
         for role in sorted(self.roles):
             probe = Principal(role=role)
             readable: dict[str, frozenset[str]] = {}
-            scopes: dict[str, frozenset[str]] = {}
             for type_name, names in fields.items():
                 allowed, mentioned = self._readable_fields(probe, type_name, names)
                 named.update((type_name, name) for name in mentioned)
                 if allowed:
                     readable[type_name] = allowed
-                type_scopes = self.row_scopes(probe, type_name)
-                if type_scopes:
-                    scopes[type_name] = type_scopes
             by_role[role] = RoleAccess(
                 role=role,
                 readable=readable,
-                scopes=scopes,
+                row_filters=self._row_filters(role),
                 count_cell_minimum=self.count_cell_minimum(probe),
                 schema_hints=self._oso.query_rule_once("allow_schema_hints", probe),
             )
@@ -139,6 +166,13 @@ class Policy:
             (t, f) for t, f in named if t not in fields or f not in fields[t]
         ))
         return CompiledPolicy(by_role=by_role, unmentioned=unmentioned, unknown=unknown)
+
+    def _row_filters(self, role: str) -> dict[str | None, dict[str, RowFilter]]:
+        by_level: dict[str | None, dict[str, RowFilter]] = {}
+        for level in AREA_LEVELS:
+            filters = {name: self.row_filter(role, level, name) for name in RESOURCES}
+            by_level[level] = {name: f for name, f in filters.items() if f != NO_ROWS}
+        return by_level
 
     def _readable_fields(
         self, probe: Principal, type_name: str, names: frozenset[str]
@@ -157,9 +191,12 @@ class Policy:
         return names & yielded, frozenset(yielded)
 
     def _named_pairs(self, probe: Principal) -> set[tuple[str, str]]:
-        """Every (type, field) a rule names for the probe, also types the schema lacks."""
+        """Every (type, field) a rule names for the probe, also types the schema lacks.
+
+        The record forms of `allow_field` (a record of a resource type instead of a type
+        name) come back as constraints, not names; they restate the named form."""
         query = self._oso.query_rule(
-            "allow_field", probe, "read", Variable("t"), Variable("f"), accept_expression=False
+            "allow_field", probe, "read", Variable("t"), Variable("f"), accept_expression=True
         )
         pairs: set[tuple[str, str]] = set()
         for result in query:

@@ -1,30 +1,56 @@
 # Entry points. Deny is the default: nothing is allowed unless a rule holds.
 #
+#   allow(actor, "read", record)
+#       may the actor see this row at all? `record` is a Foreigner, Report, Activity,
+#       Officer or Area (policies/resources.py lists the fields a rule may compare).
+#       The gateway never asks this per record: Oso's data filtering turns these rules
+#       into a SQL condition once per role and jurisdiction level, so out-of-scope rows
+#       never leave the database. Rows a role has no rule for do not exist for it.
 #   allow_field(actor, "read", TypeName, fieldName)
 #       may the actor read this GraphQL field? Root fields ("Query", "Mutation",
 #       "Subscription") answer whether the actor may call them at all; a denied
 #       root field is a FORBIDDEN error, a denied object field resolves to null.
-#   row_scope(actor, TypeName, scope)
-#       which rows of a type the actor may see, as named scopes that the data
-#       layer turns into SQL conditions (see "Row scopes" below). No scope, no rows.
+#       Field rules depend on the role only (below: `readable`), so they are compiled
+#       into a set per role.
+#   allow_field(actor, "read", record, fieldName)
+#       the same question about one record: its row is visible and its type's field
+#       readable. For applications that hold a record; the gateway uses the two parts.
 #   count_cell_minimum(actor, n)
 #       counts below n are suppressed (returned as null) for this actor.
 #   allow_schema_hints(actor)
 #       the actor's error messages may suggest field names ("Did you mean …?").
 #
-# Row scopes (the only words the data layer understands; anything else matches nothing):
-#   "all"                    every row (no default policy uses it)
-#   "jurisdiction"           rows located inside the actor's area (token claim `area`);
-#                            for immigration staff that area is the office's city
-#   "own_officer"            activities recorded by the actor's own officer id, inside
-#                            the actor's area (officer ids are per office)
-#   "serving_jurisdiction"   officers of the office whose area contains the actor's area
-#   "own_submitted"          reports the actor submitted
-#   "joint_in_jurisdiction"  joint operations located inside the actor's area
-#   "kecamatan_level"        areas of the kecamatan level only (public statistics)
+# Row rules may compare a record's fields with constants and with the actor's
+# claims (actor.area, actor.city, actor.officer_id, actor.subject), and branch on
+# actor.role and actor.area_level. Anything else is refused when the policy loads.
 
 allow_field(actor: Principal, "read", type_name: String, field: String) if
     readable(actor.role, type_name, field);
+
+allow_field(actor: Principal, "read", record: Foreigner, field: String) if
+    allow(actor, "read", record) and allow_field(actor, "read", "Foreigner", field);
+allow_field(actor: Principal, "read", record: Report, field: String) if
+    allow(actor, "read", record) and allow_field(actor, "read", "Report", field);
+allow_field(actor: Principal, "read", record: Activity, field: String) if
+    allow(actor, "read", record) and allow_field(actor, "read", "Activity", field);
+allow_field(actor: Principal, "read", record: Officer, field: String) if
+    allow(actor, "read", record) and allow_field(actor, "read", "Officer", field);
+allow_field(actor: Principal, "read", record: Area, field: String) if
+    allow(actor, "read", record) and allow_field(actor, "read", "Area", field);
+
+# Jurisdiction: a located record (a foreigner's current residence, a report, an
+# activity, an area) lies inside the actor's area when its code at the level of
+# that area is the area. An actor without an area has no jurisdiction.
+located_in(record, actor: Principal) if
+    actor.area_level = "city" and record.city_code = actor.area;
+located_in(record, actor: Principal) if
+    actor.area_level = "kecamatan" and record.kecamatan_code = actor.area;
+located_in(record, actor: Principal) if
+    actor.area_level = "kelurahan" and record.kelurahan_code = actor.area;
+located_in(record, actor: Principal) if
+    actor.area_level = "rw" and record.rw_code = actor.area;
+located_in(record, actor: Principal) if
+    actor.area_level = "rt" and record.rt_code = actor.area;
 
 # Paging plumbing carries no data of its own: readable by whoever reaches it.
 readable(_role, "PageInfo", field) if field in ["endCursor", "hasNextPage"];

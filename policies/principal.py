@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from policies.area_codes import ancestors, is_area_code, level_of
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """A verified caller. `role` is a role the policy knows; `area` its jurisdiction."""
+    """A verified caller. `role` is a role the policy knows; `area` its jurisdiction.
+
+    `area_level` (city … rt) and `city` (the city-level code, whose immigration office
+    serves the area) are derived from `area`, so that row rules can compare a record with
+    the jurisdiction at the right level by one equality. A malformed or missing area
+    leaves both `None`: no rule that needs a jurisdiction holds.
+    """
 
     role: str
     area: str | None = None
     officer_id: int | None = None
     # Token subject; None for anonymous callers.
     subject: str | None = None
+    area_level: str | None = None
+    city: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.area_level is None and self.area is not None and is_area_code(self.area):
+            object.__setattr__(self, "area_level", level_of(self.area))
+            object.__setattr__(self, "city", ancestors(self.area)[0])

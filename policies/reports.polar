@@ -6,10 +6,12 @@
 # they submitted themselves; the public only the status, by receipt code.
 # Invariant: the reporter's contact and the linked foreigner are immigration's.
 
-row_scope(actor: Principal, "Report", "jurisdiction") if
-    immigration(actor.role) or security_partner(actor.role);
-row_scope(actor: Principal, "Report", "own_submitted") if
-    actor.role in ["district", "neighbourhood"];
+allow(actor: Principal, "read", report: Report) if
+    (immigration(actor.role) or security_partner(actor.role)) and
+    located_in(report, actor);
+allow(actor: Principal, "read", report: Report) if
+    actor.role in ["district", "neighbourhood"] and
+    report.submitted_by = actor.subject;
 
 readable(role, "Report", field) if
     immigration(role) and

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from resolvers.area_codes import is_area_code, located_codes
+from policies.area_codes import is_area_code, located_codes
 from resolvers.db import Database
 from resolvers.models import Area, OfficerActivity, Report
 from resolvers.scopes import Condition

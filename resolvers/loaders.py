@@ -14,7 +14,7 @@ from typing import Any
 from aiodataloader import DataLoader
 from sqlalchemy import func, select
 
-from resolvers.area_codes import AreaCodeError, level_of
+from policies.area_codes import AreaCodeError, level_of
 from resolvers.db import Database
 from resolvers.models import (
     Area,

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from resolvers.area_codes import located_codes
+from policies.area_codes import located_codes
 from resolvers.jakarta_selatan import CITY_CODE, CITY_NAME, KECAMATAN, Kecamatan, Kelurahan
 from resolvers.models import (
     Area,

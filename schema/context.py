@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies import Principal, RoleAccess
+from policies.resources import RESOURCES
 from resolvers.db import Database
 from resolvers.loaders import Loaders
-from resolvers.scopes import Condition, scope_condition
+from resolvers.scopes import Condition, row_condition
 from schema.errors import ForbiddenError
 
-SCOPED_TYPES = ("Foreigner", "Area", "Report", "Activity", "Officer")
+# Types whose rows the policy scopes; each resolver reads its condition from the context.
+SCOPED_TYPES = tuple(RESOURCES)
 
 
 @dataclass
@@ -47,7 +49,8 @@ def build_context(
     authenticated: bool = False,
 ) -> GraphQLContext:
     scopes = {
-        name: scope_condition(name, access.scopes_for(name), principal) for name in SCOPED_TYPES
+        name: row_condition(name, access.row_filter(name, principal.area_level), principal)
+        for name in SCOPED_TYPES
     }
     return GraphQLContext(
         principal=principal,

@@ -13,8 +13,8 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from policies.area_codes import is_area_code
 from resolvers import commands, queries
-from resolvers.area_codes import is_area_code
 from resolvers.paging import CursorError, Page, PageSizeError, check_page_size
 from schema.activities import (
     Activity,

@@ -11,6 +11,9 @@ from __future__ import annotations
 import pytest
 
 from policies import CompiledPolicy, Policy, Principal
+from policies.area_codes import located_codes
+from policies.loader import AREA_LEVELS
+from policies.resources import RESOURCES, Foreigner
 
 ROLES = sorted(Policy().roles)
 
@@ -36,13 +39,46 @@ def test_compiled_field_decisions_equal_oso_as(
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_compiled_row_scopes_equal_oso_as(
-    role: str, policy: Policy, compiled: CompiledPolicy, fields: dict[str, list[str]]
+def test_compiled_row_filters_equal_oso_data_filtering_as(
+    role: str, policy: Policy, compiled: CompiledPolicy
 ) -> None:
+    # Every jurisdiction level; a type without rows is absent from the compiled form.
     access = compiled.for_role(role)
-    principal = Principal(role=role)
-    for type_name in fields:
-        assert access.scopes_for(type_name) == policy.row_scopes(principal, type_name), type_name
+    differing = [
+        (level, type_name)
+        for level in AREA_LEVELS
+        for type_name in RESOURCES
+        if access.row_filter(type_name, level) != policy.row_filter(role, level, type_name)
+    ]
+    assert differing == []
+
+
+SETIABUDI_RT = "31.74.02.1001.01.001"
+RECORDS = {
+    "in Setiabudi": Foreigner(id=1, **located_codes(SETIABUDI_RT)),
+    "in Tebet": Foreigner(id=2, **located_codes("31.74.01.1001.01.001")),
+    "in another city": Foreigner(id=3, **located_codes("31.71.01.1001.01.001")),
+}
+
+
+@pytest.mark.parametrize("area", [None, "31.74", "31.74.02", SETIABUDI_RT])
+@pytest.mark.parametrize("role", ROLES)
+def test_record_field_decisions_are_row_and_compiled_field_as(
+    role: str, area: str | None, policy: Policy, compiled: CompiledPolicy,
+    fields: dict[str, list[str]]
+) -> None:
+    """Oso's answer about one record's field is exactly: its row is visible (the row filter)
+    and the role may read the field (the compiled set) — the two halves the gateway uses."""
+    access = compiled.for_role(role)
+    principal = Principal(role=role, area=area, officer_id=1, subject="dev:x:1")
+    differing = []
+    for label, record in RECORDS.items():
+        row_visible = policy.allow_row(principal, record)
+        for field_name in fields["Foreigner"]:
+            expected = row_visible and access.may_read("Foreigner", field_name)
+            if policy.allow_record_field(principal, record, field_name) != expected:
+                differing.append((label, field_name))
+    assert differing == []
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -3,10 +3,11 @@
 Each row of VISIBILITY is one GraphQL field and, in the column order of ROLES, whether
 each role may read it (Y) or not (n). Every cell becomes one test: the raw Oso decision
 `allow_field(Principal(role), type, field)` from the `.polar` files, no compilation, no
-schema, no database. A row-scope table and the small-cell threshold follow.
+schema, no database. A row-visibility table (sample records put to the raw
+`allow(actor, "read", record)` rule) and the small-cell threshold follow.
 
 A field a role may not read is null in its responses ("null" in the SPEC table); for
-"—" (no rows at all) the row scope is empty as well, and the field is denied too.
+"—" (no rows at all) no record is visible either, and the field is denied too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import pytest
 
 from policies import Policy, Principal
+from policies.area_codes import located_codes
+from policies.resources import Activity, Area, Foreigner, Officer, Report
 
 ROLES = (
     "immigration_officer",
@@ -109,13 +112,27 @@ VISIBILITY: list[tuple[str, str, tuple[bool, ...]]] = [
     ("Mutation", "recordActivity",             (Y, Y, n, n, n, n, n, n)),
 ]
 
-# (type):        officer      supervisor   police                     military                   district          neighbourhood     public               auditor  # noqa: E501
-SCOPES: list[tuple[str, tuple[set[str], ...]]] = [
-    ("Foreigner", ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"jurisdiction"},  set(),             set(),               set())),  # noqa: E501
-    ("Area",      ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"jurisdiction"},  {"jurisdiction"},  {"kecamatan_level"}, set())),  # noqa: E501
-    ("Report",    ({"jurisdiction"}, {"jurisdiction"}, {"jurisdiction"},          {"jurisdiction"},          {"own_submitted"}, {"own_submitted"}, set(),               set())),  # noqa: E501
-    ("Activity",  ({"own_officer"}, {"jurisdiction"}, {"joint_in_jurisdiction"}, {"joint_in_jurisdiction"}, set(),             set(),             set(),               set())),  # noqa: E501
-    ("Officer",   ({"serving_jurisdiction"}, {"serving_jurisdiction"}, {"serving_jurisdiction"}, {"serving_jurisdiction"}, set(), set(), set(), set())),  # noqa: E501
+# Row visibility: sample records put to `allow(actor, "read", record)` for one actor per
+# role, each with its demo jurisdiction (ACTORS below).
+# (type, record):                                       officer supervisor police military district neighbourhood public auditor  # noqa: E501
+ROWS: list[tuple[str, str, tuple[bool, ...]]] = [
+    ("Foreigner", "living in Setiabudi",                    (Y, Y, Y, Y, Y, n, n, n)),
+    ("Foreigner", "living in Tebet",                        (Y, Y, n, n, n, n, n, n)),
+    ("Foreigner", "living in another city",                 (n, n, n, n, n, n, n, n)),
+    ("Area",      "kecamatan Setiabudi",                    (Y, Y, Y, Y, Y, n, Y, n)),
+    ("Area",      "kecamatan Tebet",                        (Y, Y, n, n, n, n, Y, n)),
+    ("Area",      "the RT head's own RT",                   (Y, Y, Y, Y, Y, Y, n, n)),
+    ("Area",      "the city",                               (Y, Y, n, n, n, n, n, n)),
+    ("Report",    "in Setiabudi, by someone else",          (Y, Y, Y, Y, n, n, n, n)),
+    ("Report",    "in Tebet, by the district official",     (Y, Y, n, n, Y, n, n, n)),
+    ("Report",    "in Tebet, by the RT head",               (Y, Y, n, n, n, Y, n, n)),
+    ("Activity",  "officer 1's check in Setiabudi",         (Y, Y, n, n, n, n, n, n)),
+    ("Activity",  "officer 3's check in Setiabudi",         (n, Y, n, n, n, n, n, n)),
+    ("Activity",  "joint operation in Setiabudi",           (n, Y, Y, Y, n, n, n, n)),
+    ("Activity",  "joint operation in Tebet",               (n, Y, n, n, n, n, n, n)),
+    ("Activity",  "officer 1 of another office, elsewhere", (n, n, n, n, n, n, n, n)),
+    ("Officer",   "of the office of the city",              (Y, Y, Y, Y, n, n, n, n)),
+    ("Officer",   "of another city's office",               (n, n, n, n, n, n, n, n)),
 ]
 # fmt: on
 
@@ -124,8 +141,48 @@ FIELD_ROWS = [
     for type_name, field_name, allowed in VISIBILITY
     for i, role in enumerate(ROLES)
 ]
-SCOPE_ROWS = [
-    (role, type_name, scopes[i]) for type_name, scopes in SCOPES for i, role in enumerate(ROLES)
+SETIABUDI, TEBET, CITY = "31.74.02", "31.74.01", "31.74"
+RT = "31.74.02.1001.01.001"
+TEBET_RT, OTHER_CITY_RT = "31.74.01.1001.01.001", "31.71.01.1001.01.001"
+ACTORS = {
+    "immigration_officer": Principal("immigration_officer", CITY, 1, "dev:31.74:1"),
+    "immigration_supervisor": Principal("immigration_supervisor", CITY, 2, "dev:31.74:2"),
+    "police": Principal("police", SETIABUDI, None, "dev:polsek"),
+    "military": Principal("military", SETIABUDI, None, "dev:koramil"),
+    "district": Principal("district", SETIABUDI, None, "dev:district"),
+    "neighbourhood": Principal("neighbourhood", RT, None, "dev:rt-head"),
+    "public": Principal("public"),
+    "auditor": Principal("auditor", None, None, "dev:auditor"),
+}
+RECORDS: dict[str, object] = {
+    "living in Setiabudi": Foreigner(id=1, **located_codes(RT)),
+    "living in Tebet": Foreigner(id=2, **located_codes(TEBET_RT)),
+    "living in another city": Foreigner(id=3, **located_codes(OTHER_CITY_RT)),
+    "kecamatan Setiabudi": Area(code=SETIABUDI, level="kecamatan",
+                                **located_codes(SETIABUDI)),
+    "kecamatan Tebet": Area(code=TEBET, level="kecamatan", **located_codes(TEBET)),
+    "the RT head's own RT": Area(code=RT, level="rt", **located_codes(RT)),
+    "the city": Area(code=CITY, level="city", **located_codes(CITY)),
+    "in Setiabudi, by someone else": Report(id=1, submitted_by="dev:someone",
+                                            **located_codes(RT)),
+    "in Tebet, by the district official": Report(id=2, submitted_by="dev:district",
+                                                 **located_codes(TEBET_RT)),
+    "in Tebet, by the RT head": Report(id=3, submitted_by="dev:rt-head",
+                                       **located_codes(TEBET_RT)),
+    "officer 1's check in Setiabudi": Activity(id=1, officer_id=1, **located_codes(RT)),
+    "officer 3's check in Setiabudi": Activity(id=2, officer_id=3, **located_codes(RT)),
+    "joint operation in Setiabudi": Activity(id=3, officer_id=3, joint_operation=True,
+                                             **located_codes(RT)),
+    "joint operation in Tebet": Activity(id=4, officer_id=3, joint_operation=True,
+                                         **located_codes(TEBET_RT)),
+    "officer 1 of another office, elsewhere": Activity(id=5, officer_id=1,
+                                                       **located_codes(OTHER_CITY_RT)),
+    "of the office of the city": Officer(id=1, office_area_code=CITY),
+    "of another city's office": Officer(id=2, office_area_code="31.71"),
+}
+ROW_ROWS = [
+    (role, type_name, label, visible[i])
+    for type_name, label, visible in ROWS for i, role in enumerate(ROLES)
 ]
 
 
@@ -139,15 +196,16 @@ def _field_id(row: tuple[str, str, str, bool]) -> str:
     return f"{role}:{type_name}.{field_name}={'allowed' if allowed else 'denied'}"
 
 
-def _scope_id(row: tuple[str, str, set[str]]) -> str:
-    role, type_name, scopes = row
-    return f"{role}:{type_name}={'+'.join(sorted(scopes)) or 'no-rows'}"
+def _row_id(row: tuple[str, str, str, bool]) -> str:
+    role, type_name, label, visible = row
+    return f"{role}:{type_name} {label}={'visible' if visible else 'absent'}"
 
 
 def test_table_has_one_column_per_role_of_the_policy(policy: Policy) -> None:
     assert set(ROLES) == policy.roles
     assert all(len(allowed) == len(ROLES) for _t, _f, allowed in VISIBILITY)
-    assert all(len(scopes) == len(ROLES) for _t, scopes in SCOPES)
+    assert all(len(visible) == len(ROLES) for _t, _l, visible in ROWS)
+    assert set(ACTORS) == set(ROLES) and all(a.role == r for r, a in ACTORS.items())
 
 
 def test_anonymous_callers_are_the_public(policy: Policy) -> None:
@@ -162,10 +220,14 @@ def test_field_visibility_by_role(
     assert policy.allow_field(Principal(role=role), type_name, field_name) is expected
 
 
-@pytest.mark.parametrize(("role", "type_name", "expected"), SCOPE_ROWS,
-                         ids=[_scope_id(row) for row in SCOPE_ROWS])
-def test_row_scope_by_role(policy: Policy, role: str, type_name: str, expected: set[str]) -> None:
-    assert policy.row_scopes(Principal(role=role), type_name) == expected
+@pytest.mark.parametrize(("role", "type_name", "label", "expected"), ROW_ROWS,
+                         ids=[_row_id(row) for row in ROW_ROWS])
+def test_row_visibility_by_role(
+    policy: Policy, role: str, type_name: str, label: str, expected: bool
+) -> None:
+    record = RECORDS[label]
+    assert type(record).__name__ == type_name
+    assert policy.allow_row(ACTORS[role], record) is expected
 
 
 @pytest.mark.parametrize("role", ROLES)

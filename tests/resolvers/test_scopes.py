@@ -1,11 +1,12 @@
-"""Row scopes named by the policy, as SQL conditions: fail closed, built once per claims."""
+"""Row filters from the policy, as SQL conditions: fail closed, built once per claims."""
 
 from __future__ import annotations
 
 from sqlalchemy.dialects import sqlite
 
-from policies import Principal
-from resolvers.scopes import scope_condition
+from policies import CompiledPolicy, Principal
+from policies.row_filters import Claim, Comparison
+from resolvers.scopes import row_condition, untranslatable
 
 POLICE_SETIABUDI = Principal(role="police", area="31.74.02")
 
@@ -15,30 +16,50 @@ def sql(condition: object) -> str:
                                  compile_kwargs={"literal_binds": True}))
 
 
-def test_unknown_scope_matches_nothing() -> None:
-    assert sql(scope_condition("Foreigner", frozenset({"everything"}), POLICE_SETIABUDI)) == "0"
+def police_filter(compiled: CompiledPolicy, type_name: str, principal: Principal) -> object:
+    access = compiled.for_role(principal.role)
+    return row_condition(type_name, access.row_filter(type_name, principal.area_level), principal)
 
 
-def test_no_scope_matches_nothing() -> None:
-    assert sql(scope_condition("Foreigner", frozenset(), POLICE_SETIABUDI)) == "0"
+def test_no_filter_matches_nothing() -> None:
+    assert sql(row_condition("Foreigner", (), POLICE_SETIABUDI)) == "0"
 
 
-def test_jurisdiction_without_area_claim_matches_nothing() -> None:
+def test_unknown_field_matches_nothing() -> None:
+    unknown = ((Comparison("passport_colour", "eq", "red"),),)
+    assert sql(row_condition("Foreigner", unknown, POLICE_SETIABUDI)) == "0"
+    assert untranslatable("Foreigner", unknown) == ["passport_colour"]
+
+
+def test_absent_claim_matches_nothing_never_is_null() -> None:
+    own = ((Comparison("officer_id", "eq", Claim("officer_id")),),)
+    assert sql(row_condition("Activity", own, POLICE_SETIABUDI)) == "0"
+
+
+def test_jurisdiction_without_area_claim_matches_nothing(compiled: CompiledPolicy) -> None:
     no_area = Principal(role="police")
-    assert sql(scope_condition("Foreigner", frozenset({"jurisdiction"}), no_area)) == "0"
+    assert sql(police_filter(compiled, "Foreigner", no_area)) == "0"
     malformed = Principal(role="police", area="Setiabudi")
-    assert sql(scope_condition("Report", frozenset({"jurisdiction"}), malformed)) == "0"
+    assert malformed.area_level is None
+    assert sql(police_filter(compiled, "Report", malformed)) == "0"
 
 
-def test_jurisdiction_is_one_equality_at_the_claims_level() -> None:
-    text = sql(scope_condition("Report", frozenset({"jurisdiction"}), POLICE_SETIABUDI))
+def test_jurisdiction_is_one_equality_at_the_claims_level(compiled: CompiledPolicy) -> None:
+    text = sql(police_filter(compiled, "Report", POLICE_SETIABUDI))
     assert text == "report.kecamatan_code = '31.74.02'"
+    city = Principal(role="police", area="31.74")
+    expected = "current_residence.city_code = '31.74'"
+    assert sql(police_filter(compiled, "Foreigner", city)) == expected
 
 
-def test_conditions_are_built_once_per_claims() -> None:
-    scopes = frozenset({"jurisdiction"})
-    first = scope_condition("Foreigner", scopes, POLICE_SETIABUDI)
-    again = scope_condition("Foreigner", scopes, Principal(role="police", area="31.74.02"))
-    other = scope_condition("Foreigner", scopes, Principal(role="police", area="31.74.01"))
+def test_area_inside_jurisdiction_is_a_code_prefix(compiled: CompiledPolicy) -> None:
+    text = sql(police_filter(compiled, "Area", POLICE_SETIABUDI))
+    assert text == "substr(area.code, 1, 8) = '31.74.02'"
+
+
+def test_conditions_are_built_once_per_claims(compiled: CompiledPolicy) -> None:
+    first = police_filter(compiled, "Foreigner", POLICE_SETIABUDI)
+    again = police_filter(compiled, "Foreigner", Principal(role="police", area="31.74.02"))
+    other = police_filter(compiled, "Foreigner", Principal(role="police", area="31.74.01"))
     assert first is again
     assert other is not first and "31.74.01" in sql(other)

@@ -1,0 +1,155 @@
+"""Row rules turned into row filters by Oso's data filtering, once per role and level.
+
+`allow(actor, "read", record: Foreigner)` is partially evaluated with the record unknown;
+Oso hands the remaining constraints to a data adapter. Ours does not build a query: it
+returns a `RowFilter`, a plain description (OR of ANDs of field comparisons) that the
+data layer (`resolvers.scopes`) turns into SQLAlchemy conditions. Oso stays in this
+package, SQLAlchemy in `resolvers/`.
+
+The evaluation costs about a millisecond, so it runs once per role and area level when
+the policy is compiled, never per request: the actor is a *template* whose claims
+(area, city, officer id, subject) are placeholders, and the adapter turns each placeholder
+back into a `Claim` that the data layer binds as a SQL parameter per request.
+
+Anything the adapter cannot express exactly (a relation between types, a comparison of
+two fields, a computed claim) is a `PolicyError` at start-up, never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from polar.data.adapter import DataAdapter
+from polar.data.filter import DataFilter, Projection
+
+from policies.principal import Principal
+
+# Placeholders no verified token can carry: area codes are validated against their grammar,
+# officer ids are non-negative, subjects are never NUL-prefixed by our token issuers.
+_PLACEHOLDERS: dict[str, Any] = {
+    "area": "\x00claim:area",
+    "city": "\x00claim:city",
+    "subject": "\x00claim:subject",
+    "officer_id": -(2**62),
+}
+CLAIMS = tuple(_PLACEHOLDERS)
+
+OPERATORS = {"Eq": "eq", "Neq": "neq", "In": "in", "Nin": "nin"}
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A claim of the principal (`area`, `city`, `officer_id`, `subject`), bound per request."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """`field <op> value` on one record; `value` is a constant, a tuple or a `Claim`."""
+
+    field: str
+    op: str
+    value: object
+
+
+# Rows match if every comparison of any one conjunction holds. `()` matches no row;
+# `((),)` matches every row.
+RowFilter = tuple[tuple[Comparison, ...], ...]
+NO_ROWS: RowFilter = ()
+ALL_ROWS: RowFilter = ((),)
+
+
+class RowFilterError(ValueError):
+    """The partially evaluated rule cannot be expressed as a row filter."""
+
+
+def template_principal(role: str, area_level: str | None) -> Principal:
+    """An actor of `role` whose jurisdiction is at `area_level`, with placeholder claims."""
+    if area_level is None:
+        # No jurisdiction: rules that need one must not hold, as for a real caller.
+        return Principal(role=role, officer_id=_PLACEHOLDERS["officer_id"],
+                         subject=_PLACEHOLDERS["subject"])
+    return Principal(role=role, area=_PLACEHOLDERS["area"], area_level=area_level,
+                     city=_PLACEHOLDERS["city"], officer_id=_PLACEHOLDERS["officer_id"],
+                     subject=_PLACEHOLDERS["subject"])
+
+
+class RowFilterAdapter(DataAdapter):
+    """Oso's data-filtering adapter, answering with a `RowFilter` instead of a query."""
+
+    def build_query(self, filter: DataFilter) -> RowFilter:
+        if filter.relations:
+            raise RowFilterError("row rules may not follow relations between types")
+        conjunctions: list[tuple[Comparison, ...]] = []
+        for conjunction in filter.conditions:
+            comparisons: list[Comparison] = []
+            holds = True
+            for condition in conjunction:
+                outcome = _comparison(filter.model, condition.left, condition.cmp,
+                                      condition.right)
+                if outcome is False:
+                    holds = False
+                    break
+                if isinstance(outcome, Comparison):
+                    comparisons.append(outcome)
+            if holds:
+                conjunctions.append(tuple(sorted(set(comparisons), key=repr)))
+        return tuple(sorted(set(conjunctions), key=repr))
+
+    def execute_query(self, query: Any) -> Any:
+        raise RowFilterError("the policy never fetches records itself")
+
+
+def _comparison(model: type, left: object, cmp: str, right: object) -> Comparison | bool:
+    """One condition as a comparison, or True/False when it compares two constants."""
+    if cmp not in OPERATORS:
+        raise RowFilterError(f"unsupported comparison {cmp}")
+    op = OPERATORS[cmp]
+    if isinstance(right, Projection) and not isinstance(left, Projection):
+        if op in ("in", "nin"):
+            raise RowFilterError("a constant compared with a list field")
+        left, right = right, left
+    if not isinstance(left, Projection):
+        return _constant_outcome(op, left, right)
+    if isinstance(right, Projection):
+        raise RowFilterError("row rules may not compare two fields")
+    if right is None:
+        # A claim the caller lacks (no area, no officer id): never holds, never `IS NULL`.
+        return False
+    if left.source is not model or left.field is None:
+        raise RowFilterError("a row rule compares a whole record or another type")
+    return Comparison(field=left.field, op=op, value=_value(right))
+
+
+def _constant_outcome(op: str, left: object, right: object) -> bool:
+    if _is_placeholder(left) or _is_placeholder(right):
+        raise RowFilterError("a row rule tests a claim without a record field")
+    if op == "eq":
+        return left == right
+    if op == "neq":
+        return left != right
+    members = right if isinstance(right, list | tuple) else ()
+    return (left in members) == (op == "in")
+
+
+def _value(value: object) -> object:
+    if isinstance(value, list | tuple):
+        if any(_is_placeholder(v) for v in value):
+            raise RowFilterError("a claim inside a list")
+        return tuple(value)
+    for name, placeholder in _PLACEHOLDERS.items():
+        if type(value) is type(placeholder) and value == placeholder:
+            return Claim(name)
+    if isinstance(value, str) and value.startswith("\x00claim:"):
+        raise RowFilterError("a value computed from a claim")
+    if isinstance(value, int) and not isinstance(value, bool) and value <= -(2**61):
+        raise RowFilterError("a value computed from a claim")
+    return value
+
+
+def _is_placeholder(value: object) -> bool:
+    if isinstance(value, str):
+        return value.startswith("\x00claim:")
+    return value == _PLACEHOLDERS["officer_id"] and not isinstance(value, bool)
