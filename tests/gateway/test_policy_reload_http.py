@@ -90,3 +90,28 @@ def test_policy_check_cli_reports_a_misspelt_field(tmp_path: Path) -> None:
     result = _policy_check("--dir", str(policy_dir))
     assert result.returncode == 1
     assert "error: the policy names Foreigner.fulName" in result.stdout
+
+
+TWO_FIELDS = ('allow(actor: Principal, "read", f: Foreigner) if actor.role = "public" and '
+              "f.city_code = f.kecamatan_code;")
+NO_SUCH_FIELD = ('allow(actor: Principal, "read", f: Foreigner) if actor.role = "public" and '
+                 'f.passport_colour = "red";')
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    # Two fields of one record: the row-filter vocabulary has no exact SQL for it.
+    (TWO_FIELDS, "cannot turn the row rules of Foreigner for public into a filter: "
+                 "row rules may not compare two fields"),
+    # A field the data layer has no column for.
+    (NO_SUCH_FIELD, "error: public's row rules compare Foreigner.passport_colour, "
+                    "which no column answers"),
+])
+def test_policy_check_cli_refuses_a_row_rule_sql_cannot_express(
+    tmp_path: Path, rule: str, message: str
+) -> None:
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(POLICY_DIR, policy_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (policy_dir / "odd_rows.polar").write_text(rule + "\n")
+    result = _policy_check("--dir", str(policy_dir))
+    assert result.returncode == 1
+    assert message in result.stdout + result.stderr
