@@ -68,3 +68,13 @@ async def load_area(info: Ctx, code: str | None) -> Area | None:
         return None
     row = await info.context.loaders.area.load(code)
     return Area.from_row(row) if row else None
+
+
+async def load_areas(info: Ctx, codes: list[str | None]) -> list[Area | None]:
+    rows = await info.context.loaders.area.load_many([code for code in codes if code])
+    found = iter(rows)
+    return [(_area(next(found)) if code else None) for code in codes]
+
+
+def _area(row: Any) -> Area | None:
+    return Area.from_row(row) if row else None

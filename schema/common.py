@@ -8,11 +8,43 @@ from typing import Any
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from resolvers.paging import Page
 from schema.context import GraphQLContext
 
 Ctx = Info[GraphQLContext, None]
+
+
+class _NotFetched:
+    """A relation its parent did not fetch in advance (None is a fetched "nothing")."""
+
+    def __repr__(self) -> str:
+        return "NOT_FETCHED"
+
+
+NOT_FETCHED: Any = _NotFetched()
+
+
+def selects(info: Ctx, *path: str) -> bool:
+    """Does the query select this path (GraphQL names) below the current field?
+
+    Fragments count; @skip/@include are not evaluated, so the answer may be a harmless
+    "yes" for a field the response will not contain."""
+    # selected_fields holds the current field itself (once per occurrence in the query).
+    return any(_selects(field.selections, path) for field in info.selected_fields)
+
+
+def _selects(selections: list[Selection], path: tuple[str, ...]) -> bool:
+    for selection in selections:
+        if not isinstance(selection, SelectedField):
+            if _selects(selection.selections, path):
+                return True
+        elif selection.name == path[0] and (
+            len(path) == 1 or _selects(selection.selections, path[1:])
+        ):
+            return True
+    return False
 
 
 @strawberry.type

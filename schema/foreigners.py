@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import strawberry
 
-from schema.common import Ctx, PageInfo, age_band, int_id
-from schema.residences import Residence
+from schema.common import NOT_FETCHED, Ctx, PageInfo, age_band, int_id, selects
+from schema.residences import Residence, prefetch_areas
 
 
 @strawberry.enum
@@ -77,6 +77,8 @@ class Foreigner:
         strawberry.field(description="The current residence.")
     )
     db_id: strawberry.Private[int]
+    # Set when the list resolver fetched the permits of the whole page (fetch_page_relations).
+    prefetched_permits: strawberry.Private[Any] = NOT_FETCHED
 
     @classmethod
     def from_row(cls, row: Any) -> Foreigner:
@@ -113,9 +115,32 @@ class Foreigner:
         return [Residence.from_row(r) for r in rows]
 
     @strawberry.field(description="Every stay permit, newest first.")
-    async def permits(self, info: Ctx) -> list[StayPermit] | None:
+    def permits(self, info: Ctx) -> list[StayPermit] | None:
+        # A plain value when the page fetched it, else an awaitable (graphql-core takes both):
+        # an awaited field costs graphql-core ~0.1 ms, a plain one a few microseconds.
+        if self.prefetched_permits is not NOT_FETCHED:
+            return self.prefetched_permits
+        return self._permits(info)  # type: ignore[return-value]
+
+    async def _permits(self, info: Ctx) -> list[StayPermit]:
         rows = await info.context.loaders.permits.load(self.db_id)
         return [StayPermit.from_row(r) for r in rows]
+
+
+async def fetch_page_relations(info: Ctx, nodes: list[Foreigner]) -> None:
+    """Fetch, for a whole page at once, the relations the query selects and the caller may
+    read, so every node resolves them without an await of its own. The same DataLoaders,
+    the same row scopes and statements as resolving them one by one."""
+    context = info.context
+    if nodes and context.may_read("Foreigner", "permits") and selects(info, "nodes", "permits"):
+        batches = await context.loaders.permits.load_many([node.db_id for node in nodes])
+        for node, rows in zip(nodes, batches, strict=True):
+            node.prefetched_permits = [StayPermit.from_row(r) for r in rows]
+    residences = [node.residence for node in nodes if node.residence is not None]
+    if (residences and context.may_read("Foreigner", "residence")
+            and context.may_read("Residence", "area")
+            and selects(info, "nodes", "residence", "area")):
+        await prefetch_areas(info, residences)
 
 
 async def load_foreigner(info: Ctx, foreigner_id: int | None) -> Foreigner | None:

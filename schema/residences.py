@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from schema.common import Ctx
+from schema.common import NOT_FETCHED, Ctx
 
 if TYPE_CHECKING:
     from schema.areas import Area
@@ -30,6 +30,8 @@ class Residence:
     rt_code: str | None
     valid_from: dt.date | None
     valid_to: dt.date | None
+    # Set when the list resolver fetched the areas of the whole page (prefetch_areas).
+    prefetched_area: strawberry.Private[Any] = NOT_FETCHED
 
     @classmethod
     def from_row(cls, row: Any) -> Residence:
@@ -55,7 +57,19 @@ class Residence:
         return cls.from_row({key: row[f"{prefix}{key}"] for key in _COLUMNS})
 
     @strawberry.field(description="The smallest area the residence lies in.")
-    async def area(self, info: Ctx) -> Annotated[Area, strawberry.lazy("schema.areas")] | None:
+    def area(self, info: Ctx) -> Annotated[Area, strawberry.lazy("schema.areas")] | None:
+        # A plain value when the page fetched it (see Foreigner.permits), else an awaitable.
+        if self.prefetched_area is not NOT_FETCHED:
+            return self.prefetched_area
         from schema.areas import load_area
 
-        return await load_area(info, self.area_code)
+        return load_area(info, self.area_code)  # type: ignore[return-value]
+
+
+async def prefetch_areas(info: Ctx, residences: list[Residence]) -> None:
+    """The areas of many residences in one batch (under the caller's area scope)."""
+    from schema.areas import load_areas
+
+    areas = await load_areas(info, [residence.area_code for residence in residences])
+    for residence, area in zip(residences, areas, strict=True):
+        residence.prefetched_area = area

@@ -33,6 +33,7 @@ from schema.foreigners import (
     ForeignerConnection,
     ForeignerFilterInput,
     ForeignerOrder,
+    fetch_page_relations,
     load_foreigner,
 )
 from schema.limits import QueryLimits, QueryLimitsExtension
@@ -133,11 +134,9 @@ class Query:
             info.context.db, info.context.scopes["Foreigner"], filters, order_by.value,
             _page_size(first), after,
         ))
-        return ForeignerConnection(
-            nodes=[Foreigner.from_row(row) for row in page.rows],
-            page_info=PageInfo.of(page),
-            filters=filters,
-        )
+        nodes = [Foreigner.from_row(row) for row in page.rows]
+        await fetch_page_relations(info, nodes)
+        return ForeignerConnection(nodes=nodes, page_info=PageInfo.of(page), filters=filters)
 
     @strawberry.field(description="Field check by passport or permit number: registered or not.")
     async def check_foreigner(self, info: Ctx, document_number: str) -> ForeignerCheck | None:

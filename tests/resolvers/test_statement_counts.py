@@ -157,3 +157,30 @@ def test_public_kecamatan_counts_cost_few_statements(deployment: Deployment) -> 
     statements, data = _run(deployment, AREAS, "public", level="kecamatan")
     assert len(data["areas"]) == 10
     assert len(statements) <= MAX_STATEMENTS
+
+
+PAGE_WITH_FRAGMENTS = """
+query { foreigners(first: 20) { list: nodes { id ...Relations } } }
+fragment Relations on Foreigner {
+  p: permits { number expiresOn }
+  residence { ... on Residence { area { code name } } }
+}"""
+
+ONE = """
+query ($id: ID!) { foreigner(id: $id) {
+  id p: permits { number expiresOn } residence { area { code name } }
+} }"""
+
+
+def test_page_relations_equal_the_ones_loaded_one_by_one_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    # A list fetches its nodes' permits and areas for the whole page at once (also through
+    # aliases and fragments); each must be what the foreigner alone resolves to.
+    _, page = _run(deployment, PAGE_WITH_FRAGMENTS, "immigration_officer")
+    nodes = page["foreigners"]["list"]
+    assert len(nodes) == 20
+    assert any(node["p"] for node in nodes) and any(node["residence"] for node in nodes)
+    for node in nodes:
+        _, alone = _run(deployment, ONE, "immigration_officer", id=node["id"])
+        assert alone["foreigner"] == node
