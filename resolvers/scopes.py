@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, true
+from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, true
 from sqlalchemy.orm import aliased
 
 from policies import Principal, RoleAccess
@@ -43,9 +43,10 @@ COLUMNS: dict[str, dict[str, ColumnElement[object]]] = {
                  **_located(OfficerActivity)},
     "Officer": {"id": Officer.id, "office_area_code": Officer.office_area_code},
     # Area codes are fixed-width per level, so an area's ancestor at a level is the prefix
-    # of that width (an area above the level has a shorter code and matches no area there).
+    # of that width; an area above the level has none (NULL, as in policies.resources).
     "Area": {"code": Area.code, "level": Area.level,
-             **{f"{level}_code": func.substr(Area.code, 1, width)
+             **{f"{level}_code": case((func.length(Area.code) >= width,
+                                      func.substr(Area.code, 1, width)), else_=null())
                 for level, width in _CODE_WIDTH.items()}},
 }
 
