@@ -109,6 +109,10 @@ class NaiveFieldPolicy(FieldPolicy):
         # id(root) → (root, view, row allowed); the root is kept so its id is not reused.
         self.objects: dict[int, tuple[Any, object, bool]] = {}
 
+    def needs_checks(self) -> bool:
+        # A naive gateway asks Oso about every field; it has no document-level shortcut.
+        return True
+
     def resolve(self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo,
                 *args: Any, **kwargs: Any) -> Any:
         type_name, field_name = info.parent_type.name, info.field_name

@@ -9,10 +9,22 @@ and is listed in `extensions.redacted` so hidden is told apart from unknown.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLResolveInfo
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    is_abstract_type,
+    visit,
+)
+from graphql.execution.middleware import MiddlewareManager
 from strawberry.extensions import SchemaExtension
 
 from schema.errors import forbidden_field
@@ -21,6 +33,31 @@ ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
 
 
 class FieldPolicy(SchemaExtension):
+    _needs_checks: bool | None = None
+
+    def needs_checks(self) -> bool:
+        """Does this operation select any field the caller may not read?
+
+        Decisions depend on (role, type, field) only, so the document says it all: when
+        every (type, field) it selects is readable, no field of the response can be denied
+        and the per-field hook is skipped (`PolicyMiddleware`). Anything unclear: check.
+        """
+        if self._needs_checks is None:
+            self._needs_checks = self._selects_unreadable()
+        return self._needs_checks
+
+    def _selects_unreadable(self) -> bool:
+        execution = self.execution_context
+        readable = getattr(execution.context, "readable", None)
+        document, query = execution.graphql_document, execution.query
+        if readable is None or document is None or query is None:
+            return True
+        schema = execution.schema._schema
+        return any(
+            field_name not in readable.get(type_name, ())
+            for type_name, field_name in selected_fields(schema, query, document)
+        )
+
     def resolve(
         self,
         _next: Callable[..., Any],
@@ -53,3 +90,62 @@ class FieldPolicy(SchemaExtension):
         for type_name, field_name in sorted(redacted):
             by_type.setdefault(type_name, []).append(field_name)
         return {"redacted": by_type}
+
+
+class PolicyMiddleware(MiddlewareManager):
+    """graphql-core middleware that wraps resolvers with the field policy only when the
+    operation needs it: on the common path (every selected field readable) the executor
+    calls the plain resolvers, as if there were no policy."""
+
+    def __init__(self, policy: FieldPolicy) -> None:
+        super().__init__(policy)
+        self.policy = policy
+
+    def get_field_resolver(self, field_resolver: Any) -> Any:
+        if self.policy.needs_checks():
+            return super().get_field_resolver(field_resolver)
+        return field_resolver
+
+
+_SELECTED: OrderedDict[tuple[int, str], frozenset[tuple[str, str]]] = OrderedDict()
+_SELECTED_MAX = 1024
+
+
+def selected_fields(
+    schema: GraphQLSchema, query: str, document: DocumentNode
+) -> frozenset[tuple[str, str]]:
+    """Every (object type, field) the document can execute, introspection aside.
+
+    All operations and fragments count, @skip/@include are ignored, and a field selected on
+    an interface or union counts for every possible object type: a superset, never less.
+    Cached per query text.
+    """
+    key = (id(schema), query)
+    found = _SELECTED.get(key)
+    if found is None:
+        found = _collect(schema, document)
+        _SELECTED[key] = found
+        if len(_SELECTED) > _SELECTED_MAX:
+            _SELECTED.popitem(last=False)
+    return found
+
+
+def _collect(schema: GraphQLSchema, document: DocumentNode) -> frozenset[tuple[str, str]]:
+    type_info = TypeInfo(schema)
+    pairs: set[tuple[str, str]] = set()
+
+    class Fields(Visitor):
+        def enter_field(self, node: FieldNode, *_args: Any) -> None:
+            name = node.name.value
+            parent = type_info.get_parent_type()
+            if name.startswith("__"):
+                return
+            if parent is None:
+                pairs.add(("", name))  # unknown parent: never readable, so checked
+            elif is_abstract_type(parent):
+                pairs.update((t.name, name) for t in schema.get_possible_types(parent))
+            else:
+                pairs.add((parent.name, name))
+
+    visit(document, TypeInfoVisitor(type_info, Fields()))
+    return frozenset(pairs)

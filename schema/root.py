@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLObjectType
+from graphql.execution.middleware import MiddlewareManager
 from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
@@ -38,7 +39,7 @@ from schema.foreigners import (
 )
 from schema.limits import QueryLimits, QueryLimitsExtension
 from schema.me import Me
-from schema.privacy import FieldPolicy
+from schema.privacy import FieldPolicy, PolicyMiddleware
 from schema.reports import (
     Report,
     ReportCategory,
@@ -355,6 +356,14 @@ class SisadaSchema(strawberry.federation.Schema):
             if not isinstance(representation.get(key), str | int):
                 raise BadInputError(f"a representation needs its key field '{key}'")
         return super().entities_resolver(info, representations)
+
+    def _get_middleware_manager(self, extensions: list[SchemaExtension]) -> MiddlewareManager:
+        # The field policy as middleware that skips itself when the operation selects only
+        # readable fields; any other resolving extension gets Strawberry's own manager.
+        resolving = [e for e in extensions if e._implements_resolve()]
+        if len(resolving) == 1 and isinstance(resolving[0], FieldPolicy):
+            return PolicyMiddleware(resolving[0])
+        return super()._get_middleware_manager(extensions)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
