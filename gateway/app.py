@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -238,6 +239,10 @@ def create_app(
         # Only the main thread may own signals (tests run servers in threads).
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, state.reload_policy)
+        # Schema, policy and libraries live as long as the process: moved out of the cyclic
+        # collector's sight, a full collection no longer walks them (a 1,000-row response
+        # triggered ~0.1 s pauses walking ~150,000 such objects).
+        gc.freeze()
         yield
         await state.engine.dispose()
 
