@@ -19,7 +19,7 @@ class AreaCodeError(ValueError):
 
 
 def is_area_code(code: str) -> bool:
-    return bool(_CODE.match(code))
+    return bool(_CODE.fullmatch(code))
 
 
 def level_of(code: str) -> str:

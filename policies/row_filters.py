@@ -25,13 +25,44 @@ from polar.data.filter import DataFilter, Projection
 
 from policies.principal import Principal
 
-# Placeholders no verified token can carry: area codes are validated against their grammar,
-# officer ids are non-negative, subjects are never NUL-prefixed by our token issuers.
+
+class RowFilterError(ValueError):
+    """The partially evaluated rule cannot be expressed as a row filter."""
+
+
+class _Placeholder:
+    """Stands for one claim of the template actor while the rules are partially evaluated.
+
+    It may only be compared with a record's field (Polar then leaves the comparison to the
+    adapter, holding this object). Any test Polar would have to decide on its own — a claim
+    against a constant (`actor.area != "31.74.01"`), two claims, a method on a claim —
+    raises, so such a rule refuses to load instead of being decided for the placeholder
+    and silently dropped from the SQL.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _refuse(self, *_args: object) -> Any:
+        raise RowFilterError(f"a row rule tests actor.{self.name} without a record field")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __contains__ = _refuse
+    __bool__ = __len__ = __iter__ = __add__ = _refuse
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise RowFilterError(f"a row rule uses actor.{self.name}.{attribute}")
+
+    def __hash__(self) -> int:
+        return hash(("claim", self.name))
+
+    def __repr__(self) -> str:
+        return f"<claim {self.name}>"
+
+
 _PLACEHOLDERS: dict[str, Any] = {
-    "area": "\x00claim:area",
-    "city": "\x00claim:city",
-    "subject": "\x00claim:subject",
-    "officer_id": -(2**62),
+    name: _Placeholder(name) for name in ("area", "city", "subject", "officer_id")
 }
 CLAIMS = tuple(_PLACEHOLDERS)
 
@@ -59,10 +90,6 @@ class Comparison:
 RowFilter = tuple[tuple[Comparison, ...], ...]
 NO_ROWS: RowFilter = ()
 ALL_ROWS: RowFilter = ((),)
-
-
-class RowFilterError(ValueError):
-    """The partially evaluated rule cannot be expressed as a row filter."""
 
 
 def template_principal(role: str, area_level: str | None) -> Principal:
@@ -124,7 +151,7 @@ def _comparison(model: type, left: object, cmp: str, right: object) -> Compariso
 
 
 def _constant_outcome(op: str, left: object, right: object) -> bool:
-    if _is_placeholder(left) or _is_placeholder(right):
+    if isinstance(left, _Placeholder) or isinstance(right, _Placeholder):
         raise RowFilterError("a row rule tests a claim without a record field")
     if op == "eq":
         return left == right
@@ -136,20 +163,9 @@ def _constant_outcome(op: str, left: object, right: object) -> bool:
 
 def _value(value: object) -> object:
     if isinstance(value, list | tuple):
-        if any(_is_placeholder(v) for v in value):
+        if any(isinstance(v, _Placeholder) for v in value):
             raise RowFilterError("a claim inside a list")
         return tuple(value)
-    for name, placeholder in _PLACEHOLDERS.items():
-        if type(value) is type(placeholder) and value == placeholder:
-            return Claim(name)
-    if isinstance(value, str) and value.startswith("\x00claim:"):
-        raise RowFilterError("a value computed from a claim")
-    if isinstance(value, int) and not isinstance(value, bool) and value <= -(2**61):
-        raise RowFilterError("a value computed from a claim")
+    if isinstance(value, _Placeholder):
+        return Claim(value.name)
     return value
-
-
-def _is_placeholder(value: object) -> bool:
-    if isinstance(value, str):
-        return value.startswith("\x00claim:")
-    return value == _PLACEHOLDERS["officer_id"] and not isinstance(value, bool)

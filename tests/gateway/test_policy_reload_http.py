@@ -94,6 +94,10 @@ def test_policy_check_cli_reports_a_misspelt_field(tmp_path: Path) -> None:
 
 TWO_FIELDS = ('allow(actor: Principal, "read", f: Foreigner) if actor.role = "public" and '
               "f.city_code = f.kecamatan_code;")
+# An exclusion decided on the claim alone: on the template actor it would be decided for the
+# placeholder and vanish from the SQL (fail open), so it must refuse to load.
+CLAIM_ALONE = ('allow(actor: Principal, "read", r: Report) if actor.role = "police" and '
+               'actor.area != "31.74.01" and located_in(r, actor);')
 NO_SUCH_FIELD = ('allow(actor: Principal, "read", f: Foreigner) if actor.role = "public" and '
                  'f.passport_colour = "red";')
 
@@ -102,6 +106,8 @@ NO_SUCH_FIELD = ('allow(actor: Principal, "read", f: Foreigner) if actor.role = 
     # Two fields of one record: the row-filter vocabulary has no exact SQL for it.
     (TWO_FIELDS, "cannot turn the row rules of Foreigner for public into a filter: "
                  "row rules may not compare two fields"),
+    (CLAIM_ALONE, "cannot turn the row rules of Report for police into a filter: "
+                  "a row rule tests actor.area without a record field"),
     # A field the data layer has no column for.
     (NO_SUCH_FIELD, "error: public's row rules compare Foreigner.passport_colour, "
                     "which no column answers"),

@@ -206,6 +206,14 @@ def test_token_with_an_area_name_instead_of_a_code_is_refused(deployment: Deploy
     assert_unauthenticated(send_token(deployment, token), "malformed area", token)
 
 
+def test_token_with_an_area_code_and_a_trailing_newline_is_refused(
+    deployment: Deployment,
+) -> None:
+    token = hs256(claims(deployment, area="31.74.02\n"))
+
+    assert_unauthenticated(send_token(deployment, token), "malformed area", token)
+
+
 def test_token_with_a_malformed_officer_id_is_refused(deployment: Deployment) -> None:
     token = hs256(claims(deployment, role="immigration_officer", area="31.74", officer_id="12a"))
 
