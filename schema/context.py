@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,13 +25,24 @@ class GraphQLContext:
     db: Database
     loaders: Loaders
     scopes: dict[str, Condition]
-    # (type, field) pairs hidden from this caller in this response.
-    redacted: set[tuple[str, str]] = field(default_factory=set)
+    # Fallback for code that runs outside an operation (see `redacted`).
+    _redacted: set[tuple[str, str]] = field(default_factory=set)
     request: Any = None
     # A verified token was presented (the anonymous role has none).
     authenticated: bool = False
     # The role's readable fields by type, hoisted for the per-field hook.
     readable: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def redacted(self) -> set[tuple[str, str]]:
+        """(type, field) pairs hidden from this caller in the current operation.
+
+        One HTTP request may carry a batch of operations that share this context and run
+        concurrently, each in its own task: the set lives in a context variable that each
+        operation sets when it starts (`begin_operation`), so one operation's redactions
+        are not reported in another's response."""
+        current = _REDACTED.get()
+        return self._redacted if current is None else current
 
     def may_read(self, type_name: str, field_name: str) -> bool:
         return self.access.may_read(type_name, field_name)
@@ -39,6 +51,15 @@ class GraphQLContext:
         """Reject filtering, sorting or searching by a field the caller cannot read."""
         if not self.access.may_read(type_name, field_name):
             raise ForbiddenError(f"cannot filter or sort by {type_name}.{field_name}")
+
+
+_REDACTED: ContextVar[set[tuple[str, str]] | None] = ContextVar("sisada_redacted",
+                                                                default=None)
+
+
+def begin_operation() -> None:
+    """Start a fresh set of redactions for the operation running in this task."""
+    _REDACTED.set(set())
 
 
 def build_context(

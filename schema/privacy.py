@@ -10,7 +10,7 @@ and is listed in `extensions.redacted` so hidden is told apart from unknown.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import (
@@ -27,6 +27,7 @@ from graphql import (
 from graphql.execution.middleware import MiddlewareManager
 from strawberry.extensions import SchemaExtension
 
+from schema.context import begin_operation
 from schema.errors import forbidden_field
 
 ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
@@ -34,6 +35,10 @@ ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
 
 class FieldPolicy(SchemaExtension):
     _needs_checks: bool | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        begin_operation()
+        yield
 
     def needs_checks(self) -> bool:
         """Does this operation select any field the caller may not read?

@@ -393,3 +393,19 @@ def test_joint_operations_without_subject_or_geo_as_police(deployment: Deploymen
 @pytest.mark.parametrize("persona", ["tebet_district", "rt_head", "public", "auditor"])
 def test_activities_are_forbidden(deployment: Deployment, persona: str) -> None:
     assert errors_of(deployment.gql(ACTIVITIES, persona)) == ["FORBIDDEN"]
+
+
+def test_each_operation_of_a_batch_reports_only_its_own_redactions_as_police(
+    deployment: Deployment,
+) -> None:
+    # The operations of a batch share one request context and run concurrently.
+    batch = [{"query": "{ foreigners(first: 2) { nodes { id fullName } } }"},
+             {"query": "{ foreigners(first: 2) { nodes { id nationality } } }"}]
+    response = deployment.client.post(
+        f"{deployment.base_url}/graphql", json=batch,
+        headers={"authorization": f"Bearer {deployment.token('setiabudi_police')}"})
+    assert response.status_code == 200
+    with_name, without = response.json()
+    assert with_name["extensions"]["redacted"] == {"Foreigner": ["fullName"]}
+    assert "extensions" not in without
+    assert response.content.count(b'"fullName":null') == 2
