@@ -297,20 +297,34 @@ def measure(servers: dict[str, Server], cases: list[Case], toks: dict[str, str],
             for case in cases:
                 if server.variant != "floor" or case.floor:
                     request(client, server, case, toks[case.persona])
+        time.sleep(1.0)  # let the warm-up's naive requests settle (see below)
         for round_no in range(rounds):
             for case in cases:
-                order = list(servers.values())
+                order = [s for s in servers.values() if _interleaved(s, case)]
                 rng.shuffle(order)
                 for server in order:
-                    if server.variant == "floor" and not case.floor:
-                        continue
-                    if (server.variant == "naive" and case.naive_rounds is not None
-                            and round_no >= case.naive_rounds):
-                        continue
                     elapsed, _ = request(client, server, case, toks[case.persona])
                     timings.add(case.name, server.variant, elapsed)
             print(f"  round {round_no + 1}/{rounds}", file=sys.stderr)
+        # Naive's seconds-long requests leave its process busy freeing what they built, on
+        # the same two cores: measured apart, so that aftermath never lands on another
+        # variant's request.
+        for case in cases:
+            naive = servers.get("naive")
+            if naive is None or case.naive_rounds is None:
+                continue
+            for _ in range(case.naive_rounds):
+                elapsed, _ = request(client, naive, case, toks[case.persona])
+                timings.add(case.name, "naive", elapsed)
+                time.sleep(1.0)
+            print(f"  naive: {case.name}", file=sys.stderr)
     return timings
+
+
+def _interleaved(server: Server, case: Case) -> bool:
+    if server.variant == "floor":
+        return bool(case.floor)
+    return not (server.variant == "naive" and case.naive_rounds is not None)
 
 
 def fmt_ms(seconds: float) -> str:

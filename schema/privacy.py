@@ -98,18 +98,19 @@ class FieldPolicy(SchemaExtension):
 
 
 class PolicyMiddleware(MiddlewareManager):
-    """graphql-core middleware that wraps resolvers with the field policy only when the
-    operation needs it: on the common path (every selected field readable) the executor
-    calls the plain resolvers, as if there were no policy."""
+    """graphql-core middleware holding the field policy, *falsy* when the operation does not
+    need it: graphql-core tests the manager before wrapping each resolver, so on the common
+    path (every selected field readable) the executor calls the plain resolvers, as if
+    there were no policy."""
 
     def __init__(self, policy: FieldPolicy) -> None:
         super().__init__(policy)
         self.policy = policy
 
-    def get_field_resolver(self, field_resolver: Any) -> Any:
-        if self.policy.needs_checks():
-            return super().get_field_resolver(field_resolver)
-        return field_resolver
+    def __bool__(self) -> bool:
+        # Asked once per field: the answer is computed on the first call and kept.
+        needs = self.policy._needs_checks
+        return self.policy.needs_checks() if needs is None else needs
 
 
 _SELECTED: OrderedDict[tuple[int, str], frozenset[tuple[str, str]]] = OrderedDict()

@@ -365,6 +365,18 @@ class SisadaSchema(strawberry.federation.Schema):
             return PolicyMiddleware(resolving[0])
         return super()._get_middleware_manager(extensions)
 
+    async def _execute_operation(
+        self, execution_context: ExecutionContext, extensions_runner: Any,
+        middleware_manager: MiddlewareManager | None, *args: Any, **kwargs: Any,
+    ) -> Any:
+        # Decided once, after parsing: without a manager graphql-core does not even test
+        # one per field. (A falsy PolicyMiddleware alone costs one test per field.)
+        if isinstance(middleware_manager, PolicyMiddleware) and not middleware_manager:
+            middleware_manager = None
+        return await super()._execute_operation(
+            execution_context, extensions_runner, middleware_manager, *args, **kwargs
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
