@@ -396,6 +396,10 @@ def run_backend(backend: str, url: str, deep_urls: tuple[str, str] | None, args:
             rps[variant] = asyncio.run(_load(servers[variant], load_case, toks["police"],
                                              args.clients, seconds))
         memory = {v: s.peak_memory_mib() for v, s in servers.items()}
+        # The deep-page comparison runs alone: idle servers still hold memory and naive may
+        # still be freeing its load test.
+        stop(list(servers.values()))
+        servers = {}
         deep = None
         if deep_urls:
             small_db, big_db = (start("sisada", u) for u in deep_urls)
