@@ -22,7 +22,9 @@
 #
 # Row rules may compare a record's fields with constants and with the actor's
 # claims (actor.area, actor.city, actor.officer_id, actor.subject), and branch on
-# actor.role and actor.area_level. Anything else is refused when the policy loads.
+# actor.role and actor.area_level. Anything else (a claim tested on its own, two
+# fields compared, a relation) is refused when the policy loads; a field the data
+# layer has no column for matches no row and fails `sisada policy-check`.
 
 allow_field(actor: Principal, "read", type_name: String, field: String) if
     readable(actor.role, type_name, field);
