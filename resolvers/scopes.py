@@ -108,17 +108,6 @@ def _comparison(columns: dict[str, ColumnElement[object]], comparison: Compariso
     return None
 
 
-def located_in(model: type, area_code: str | None) -> Condition:
-    """Rows of a located table (residence, report, activity) inside an area."""
-    if area_code is None:
-        return false()
-    try:
-        level = level_of(area_code)
-    except AreaCodeError:
-        return false()
-    return getattr(model, f"{level}_code") == area_code
-
-
 def foreigners_living_in(area_code: str | None) -> Condition:
     """Foreigners whose current residence lies inside an area (a filter argument).
 
@@ -126,7 +115,13 @@ def foreigners_living_in(area_code: str | None) -> Condition:
     walks foreigners by id and probes each one's residence by index, so its cost does not
     grow with the table.
     """
-    return located_in(CURRENT_RESIDENCE, area_code)
+    if area_code is None:
+        return false()
+    try:
+        level = level_of(area_code)
+    except AreaCodeError:
+        return false()
+    return getattr(CURRENT_RESIDENCE, f"{level}_code") == area_code
 
 
 def untranslatable_fields(access: RoleAccess) -> list[tuple[str, str]]:

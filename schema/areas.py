@@ -66,8 +66,7 @@ def _buckets(info: Ctx, buckets: list[tuple[str, int]]) -> list[CountBucket]:
 async def load_area(info: Ctx, code: str | None) -> Area | None:
     if not code:
         return None
-    row = await info.context.loaders.area.load(code)
-    return Area.from_row(row) if row else None
+    return _area(await info.context.loaders.area.load(code))
 
 
 async def load_areas(info: Ctx, codes: list[str | None]) -> list[Area | None]:

@@ -108,9 +108,7 @@ class PolicyMiddleware(MiddlewareManager):
         self.policy = policy
 
     def __bool__(self) -> bool:
-        # Asked once per field: the answer is computed on the first call and kept.
-        needs = self.policy._needs_checks
-        return self.policy.needs_checks() if needs is None else needs
+        return self.policy.needs_checks()
 
 
 _SELECTED: OrderedDict[tuple[int, str], frozenset[tuple[str, str]]] = OrderedDict()

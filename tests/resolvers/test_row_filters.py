@@ -18,7 +18,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from policies import CompiledPolicy, Policy, Principal
-from policies.area_codes import LEVELS, ancestors
+from policies.area_codes import LEVELS, ancestors, located_codes
 from policies.resources import Activity, Area, Foreigner, Officer, Report
 from resolvers import models
 from resolvers.scopes import CURRENT_RESIDENCE, row_condition
@@ -28,11 +28,6 @@ CODES = [f"{level}_code" for level in LEVELS]
 
 def _located(row: Any) -> dict[str, Any]:
     return {name: row[name] for name in CODES}
-
-
-def _area_codes(code: str) -> dict[str, Any]:
-    chain = ancestors(code)
-    return {name: (chain[i] if i < len(chain) else None) for i, name in enumerate(CODES)}
 
 
 # type → (statement of every row with the fields the policy sees, its key, resource view)
@@ -61,7 +56,7 @@ VIEWS: dict[str, tuple[Any, str, Callable[[Any], object]]] = {
     ),
     "Area": (
         select(models.Area.code, models.Area.level),
-        "code", lambda r: Area(code=r["code"], level=r["level"], **_area_codes(r["code"])),
+        "code", lambda r: Area(code=r["code"], level=r["level"], **located_codes(r["code"])),
     ),
 }
 
