@@ -29,6 +29,14 @@ readable(role, "Activity", field) if
     (immigration(role) or security_partner(role)) and
     field in ["id", "kind", "occurredAt", "areaCode", "area", "jointOperation", "officer"];
 
+# No linking (main.polar, location_k_minimum): the subject is immigration's, and a followed-up
+# report leads to its linked foreigner; for every other role an activity lies no finer than
+# the smallest area where 5 foreigners live (a home visit happens at the subject's home),
+# without a geo point, and its notes only where its own area holds 5.
+hidden_link_location("Activity", "subject", 5);
+hidden_link_location("Activity", "report", 5);
+place_text("Activity", "notes");
+
 readable(role, "ActivityConnection", field) if
     (immigration(role) or security_partner(role)) and
     field in ["nodes", "pageInfo"];

@@ -40,6 +40,19 @@ class PolicyError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class LocationPrecision:
+    """No linking (SPEC rule 7): how precisely a role sees where records of one type lie.
+
+    The role may not read a link of the type to a person (`hidden_link_location`), so every
+    record's area is shown no finer than the smallest enclosing area where at least `k`
+    foreigners live, its geo point never, and its `texts` (free text that may name the
+    place) only where the record's own area holds `k` (main.polar, location_k_minimum)."""
+
+    k: int
+    texts: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class RoleAccess:
     """Everything one role may do, read out of the policy."""
 
@@ -50,6 +63,8 @@ class RoleAccess:
     count_cell_minimum: int | None
     # May see "Did you mean …?" hints that name fields of the schema.
     schema_hints: bool = False
+    # Types whose locations this role sees coarsened (no linking); absent: exact.
+    location_precision: Mapping[str, LocationPrecision] = field(default_factory=dict)
 
     def may_read(self, type_name: str, field_name: str) -> bool:
         return field_name in self.readable.get(type_name, frozenset())
@@ -119,6 +134,35 @@ class Policy:
                 f"cannot turn the row rules of {type_name} for {role} into a filter: {exc}"
             ) from exc
 
+    def location_k_minimum(self, principal: Principal, type_name: str) -> int | None:
+        """k of `location_k_minimum` for records of a type; None: exact locations."""
+        found = self._bindings("location_k_minimum", principal, type_name, Variable("k"))
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in found):
+            raise PolicyError(f"location_k_minimum of {type_name} must be a positive integer")
+        return max(found) if found else None  # type: ignore[type-var]
+
+    def location_links(self) -> set[tuple[str, str]]:
+        """(type, field) of every `hidden_link_location` and `place_text` the policy names."""
+        pairs: set[tuple[str, str]] = set()
+        for rule, arity in (("hidden_link_location", 3), ("place_text", 2)):
+            names = [Variable("t"), Variable("f"), Variable("k")][:arity]
+            for result in self._oso.query_rule(rule, *names):
+                found = [result["bindings"].get(v) for v in names[:2]]
+                if _strings_only(found) != found:
+                    raise PolicyError(f"{rule} must name a type and a field")
+                pairs.add((found[0], found[1]))
+        return pairs
+
+    def _location_precision(self, probe: Principal, type_names: Iterable[str]
+                            ) -> dict[str, LocationPrecision]:
+        precision = {}
+        for type_name in type_names:
+            k = self.location_k_minimum(probe, type_name)
+            if k is not None:
+                texts = _strings_only(self._bindings("place_text", type_name, Variable("f")))
+                precision[type_name] = LocationPrecision(k=k, texts=frozenset(texts))
+        return precision
+
     def count_cell_minimum(self, principal: Principal) -> int | None:
         found = [v for v in self._bindings("count_cell_minimum", principal, Variable("n"))
                  if isinstance(v, int)]
@@ -154,6 +198,7 @@ class Policy:
                 row_filters=self._row_filters(role),
                 count_cell_minimum=self.count_cell_minimum(probe),
                 schema_hints=self._oso.query_rule_once("allow_schema_hints", probe),
+                location_precision=self._location_precision(probe, fields),
             )
         covered = {(t, f) for access in by_role.values() for t, fs in access.readable.items()
                    for f in fs}
@@ -162,6 +207,7 @@ class Policy:
         ))
         for role in self.roles:
             named.update(self._named_pairs(Principal(role=role)))
+        named.update(self.location_links())
         unknown = tuple(sorted(
             (t, f) for t, f in named if t not in fields or f not in fields[t]
         ))

@@ -17,6 +17,9 @@
 #       readable. For applications that hold a record; the gateway uses the two parts.
 #   count_cell_minimum(actor, n)
 #       counts below n are suppressed (returned as null) for this actor.
+#   location_k_minimum(actor, TypeName, k)
+#       no linking (SPEC rule 7): the actor sees where a record of this type lies no finer
+#       than the smallest enclosing area where at least k foreigners live (see below).
 #   allow_schema_hints(actor)
 #       the actor's error messages may suggest field names ("Did you mean …?").
 #
@@ -57,3 +60,19 @@ located_in(record, actor: Principal) if
 # Paging plumbing carries no data of its own: readable by whoever reaches it.
 readable(_role, "PageInfo", field) if field in ["endCursor", "hasNextPage"];
 readable(_role, "CountBucket", field) if field in ["key", "count"];
+
+# No linking (SPEC rule 7). A record that links a person (a report's linked foreigner, an
+# activity's subject) must not single that person out by where it lies. A resource file
+# declares `hidden_link_location(Type, linkField, k)`; an actor who may not read that link
+# field sees the location of *every* record of the type coarsened — whether or not the
+# record has a link, so precision says nothing about the hidden field — as follows:
+#   - areaCode and area: the smallest area enclosing the record (its RT, RW, kelurahan,
+#     kecamatan, the city) where at least k foreigners live, counting only residents who
+#     already lived there on the record's day; null when not even the city holds k;
+#   - a geo point (latitude, longitude): null, it is finer than any area;
+#   - free text that may name the place (`place_text(Type, field)`): null unless the
+#     record's own area already holds k.
+# An actor who may read every link of the type sees exact locations.
+location_k_minimum(actor: Principal, type_name: String, k: Integer) if
+    hidden_link_location(type_name, link, k) and
+    not allow_field(actor, "read", type_name, link);

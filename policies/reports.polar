@@ -26,6 +26,14 @@ readable(role, "Report", field) if
     role in ["district", "neighbourhood"] and
     field in ["receiptCode"];
 
+# No linking (main.polar, location_k_minimum): the linked foreigner is immigration's, so for
+# every other role a report lies no finer than the smallest area where 5 foreigners live
+# (police listed the foreigners of a report's RT; where the RT held one, that was the
+# report's foreigner). Reporters write where ("RT 003/RW 02, Kelurahan …"): the text is
+# shown only where the report's own area holds 5.
+hidden_link_location("Report", "foreigner", 5);
+place_text("Report", "text");
+
 readable(role, "ReportConnection", field) if
     (immigration(role) or security_partner(role) or role in ["district", "neighbourhood"]) and
     field in ["nodes", "pageInfo"];

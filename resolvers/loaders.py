@@ -8,13 +8,14 @@ an out-of-scope row loads as None, exactly like a missing one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiodataloader import DataLoader
 from sqlalchemy import func, select
 
 from policies.area_codes import AreaCodeError, level_of
+from policies.loader import LocationPrecision
 from resolvers.db import Database
 from resolvers.models import (
     Area,
@@ -25,6 +26,7 @@ from resolvers.models import (
     Residence,
     StayPermit,
 )
+from resolvers.precision import activity_select, report_select
 from resolvers.queries import foreigner_select
 from resolvers.scopes import Condition
 
@@ -68,15 +70,25 @@ class AreaChildrenLoader(_ScopedLoader):
         return _grouped(await self.db.all(statement), "parent_code", codes)
 
 
-class ReportByIdLoader(_ScopedLoader):
-    async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
-        rows = await self.db.all(select(Report).where(self.scope, Report.id.in_(ids)))
-        return _by_key(rows, "id", ids)
+class _LocatedLoader(_ScopedLoader):
+    """Rows of a located type, at the location precision the caller may see."""
+
+    def __init__(self, db: Database, scope: Condition,
+                 precision: LocationPrecision | None) -> None:
+        super().__init__(db, scope)
+        self.precision = precision
 
 
-class ActivityByIdLoader(_ScopedLoader):
+class ReportByIdLoader(_LocatedLoader):
     async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
-        statement = select(OfficerActivity).where(self.scope, OfficerActivity.id.in_(ids))
+        statement = report_select(self.precision).where(self.scope, Report.id.in_(ids))
+        return _by_key(await self.db.all(statement), "id", ids)
+
+
+class ActivityByIdLoader(_LocatedLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
+        statement = activity_select(self.precision).where(self.scope,
+                                                          OfficerActivity.id.in_(ids))
         return _by_key(await self.db.all(statement), "id", ids)
 
 
@@ -189,12 +201,14 @@ class BreakdownByAreaLoader(DataLoader):
 class Loaders:
     """The loaders of one request, each bound to the principal's scopes."""
 
-    def __init__(self, db: Database, scopes: dict[str, Condition]) -> None:
+    def __init__(self, db: Database, scopes: dict[str, Condition],
+                 precision: Mapping[str, LocationPrecision] | None = None) -> None:
+        precision = precision or {}
         self.foreigner = ForeignerByIdLoader(db, scopes["Foreigner"])
         self.area = AreaByCodeLoader(db, scopes["Area"])
         self.area_children = AreaChildrenLoader(db, scopes["Area"])
-        self.report = ReportByIdLoader(db, scopes["Report"])
-        self.activity = ActivityByIdLoader(db, scopes["Activity"])
+        self.report = ReportByIdLoader(db, scopes["Report"], precision.get("Report"))
+        self.activity = ActivityByIdLoader(db, scopes["Activity"], precision.get("Activity"))
         self.officer = OfficerByIdLoader(db, scopes["Officer"])
         self.residences = ResidencesByForeignerLoader(db)
         self.permits = PermitsByForeignerLoader(db)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 
+from policies.loader import LocationPrecision
 from resolvers.db import Database
 from resolvers.models import (
     Area,
@@ -19,6 +20,7 @@ from resolvers.models import (
     StayPermit,
 )
 from resolvers.paging import CursorError, Page, decode_cursor, encode_cursor
+from resolvers.precision import activity_select, report_select
 from resolvers.scopes import CURRENT_RESIDENCE, Condition, foreigners_living_in
 
 FOREIGNER_ORDERS = {
@@ -194,8 +196,9 @@ async def report_page(
     category: str | None,
     first: int,
     after: str | None,
+    precision: LocationPrecision | None = None,
 ) -> Page:
-    statement = select(Report).where(scope)
+    statement = report_select(precision).where(scope)
     if status is not None:
         statement = statement.where(Report.status == status)
     if category is not None:
@@ -221,8 +224,9 @@ async def activity_page(
     joint_only: bool,
     first: int,
     after: str | None,
+    precision: LocationPrecision | None = None,
 ) -> Page:
-    statement = select(OfficerActivity).where(scope)
+    statement = activity_select(precision).where(scope)
     if officer_id is not None:
         statement = statement.where(OfficerActivity.officer_id == officer_id)
     if since is not None:

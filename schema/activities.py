@@ -8,9 +8,10 @@ from typing import Any
 
 import strawberry
 
-from schema.areas import Area, load_area
+from schema.areas import Area
 from schema.common import Ctx, PageInfo
 from schema.foreigners import Foreigner, load_foreigner
+from schema.locations import placed_area, placed_area_code, placed_text
 from schema.reports import Report, load_report
 
 
@@ -47,14 +48,22 @@ class Activity:
     id: strawberry.ID | None
     kind: str | None
     occurred_at: dt.datetime | None
-    area_code: str | None
+    area_code: str | None = strawberry.field(
+        resolver=placed_area_code,
+        description="The smallest area the activity took place in; for a caller who may not "
+                    "read `subject`, the smallest enclosing area where enough foreigners live "
+                    "(no linking, see the policy's location_k_minimum).",
+    )
     latitude: float | None
     longitude: float | None
-    notes: str | None
+    notes: str | None = strawberry.field(resolver=placed_text)
     joint_operation: bool | None
     officer_id: strawberry.Private[int]
     subject_id: strawberry.Private[int | None]
     report_id: strawberry.Private[int | None]
+    # Area code and notes as the data layer returned them (resolvers/precision.py).
+    located_code: strawberry.Private[str | None]
+    free_text: strawberry.Private[str | None]
 
     @classmethod
     def from_row(cls, row: Any) -> Activity:
@@ -62,10 +71,10 @@ class Activity:
             id=strawberry.ID(str(row["id"])),
             kind=row["kind"],
             occurred_at=row["occurred_at"],
-            area_code=row["rt_code"] or row["rw_code"] or row["kelurahan_code"],
+            located_code=row["area_code"],
             latitude=row["latitude"],
             longitude=row["longitude"],
-            notes=row["notes"],
+            free_text=row["notes"],
             joint_operation=row["joint_operation"],
             officer_id=row["officer_id"],
             subject_id=row["subject_foreigner_id"],
@@ -74,7 +83,7 @@ class Activity:
 
     @strawberry.field
     async def area(self, info: Ctx) -> Area | None:
-        return await load_area(info, self.area_code)
+        return await placed_area(info, self.located_code)
 
     @strawberry.field
     async def officer(self, info: Ctx) -> Officer | None:

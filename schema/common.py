@@ -71,10 +71,25 @@ def int_id(value: strawberry.ID | str) -> int:
         return -1
 
 
-def age_band(birth_date: dt.date | None, today: dt.date | None = None) -> str | None:
+AGE_BAND_DESCRIPTION = (
+    "Age band (under 18, 18-24, …, 65+) as of 1 January of the current year: every band "
+    "moves on the same day, never on a birthday, so a change of band dates no one's birth."
+)
+
+
+def age_reference(today: dt.date) -> dt.date:
+    """The day ages are computed on, for requests made `today`: 1 January of its year."""
+    return dt.date(today.year, 1, 1)
+
+
+def age_band(birth_date: dt.date | None, as_of: dt.date | None = None) -> str | None:
+    """The band of the age on `as_of`, by default 1 January of the current year.
+
+    No linking (SPEC rule 7): an age band computed on the day of the request would flip on
+    the person's birthday, and a partner who watches it flip learns the birth date."""
     if birth_date is None:
         return None
-    today = today or dt.date.today()
+    today = as_of or age_reference(dt.date.today())
     age = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month,
                                                                         birth_date.day))
     for upper, label in ((24, "18-24"), (34, "25-34"), (44, "35-44"), (54, "45-54"),

@@ -77,7 +77,7 @@ def build_context(
         principal=principal,
         access=access,
         db=db,
-        loaders=Loaders(db, scopes),
+        loaders=Loaders(db, scopes, access.location_precision),
         scopes=scopes,
         request=request,
         authenticated=authenticated,

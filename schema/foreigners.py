@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import strawberry
 
-from schema.common import NOT_FETCHED, Ctx, PageInfo, age_band, int_id, selects
+from schema.common import (
+    AGE_BAND_DESCRIPTION,
+    NOT_FETCHED,
+    Ctx,
+    PageInfo,
+    age_band,
+    int_id,
+    selects,
+)
 from schema.residences import Residence, prefetch_areas
 
 
@@ -68,7 +76,7 @@ class Foreigner:
     permit_number: str | None
     nationality: str | None
     sex: str | None
-    age_band: str | None
+    age_band: str | None = strawberry.field(description=AGE_BAND_DESCRIPTION)
     permit_type: str | None
     permit_status: str | None
     permit_expires_on: dt.date | None

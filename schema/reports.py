@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from schema.areas import Area, load_area
+from schema.areas import Area
 from schema.common import Ctx, PageInfo
 from schema.foreigners import Foreigner, load_foreigner
+from schema.locations import placed_area, placed_area_code, placed_text
 
 if TYPE_CHECKING:
     from schema.activities import Officer
@@ -38,14 +39,23 @@ class Report:
     id: strawberry.ID | None
     receipt_code: str | None
     category: str | None
-    text: str | None
-    area_code: str | None
+    text: str | None = strawberry.field(resolver=placed_text)
+    area_code: str | None = strawberry.field(
+        resolver=placed_area_code,
+        description="The smallest area the report lies in; for a caller who may not read "
+                    "`foreigner`, the smallest enclosing area where enough foreigners live "
+                    "(no linking, see the policy's location_k_minimum).",
+    )
     status: str | None
     reporter_contact: str | None
     created_at: dt.datetime | None
     updated_at: dt.datetime | None
     foreigner_id: strawberry.Private[int | None]
     assigned_officer_id: strawberry.Private[int | None]
+    # Area code and free text as the data layer returned them (resolvers/precision.py).
+    located_code: strawberry.Private[str | None]
+    free_text: strawberry.Private[str | None]
+
 
     @classmethod
     def from_row(cls, row: Any) -> Report:
@@ -53,8 +63,8 @@ class Report:
             id=strawberry.ID(str(row["id"])),
             receipt_code=row["receipt_code"],
             category=row["category"],
-            text=row["text"],
-            area_code=row["rt_code"] or row["rw_code"] or row["kelurahan_code"],
+            free_text=row["text"],
+            located_code=row["area_code"],
             status=row["status"],
             reporter_contact=row["reporter_contact"],
             created_at=row["created_at"],
@@ -65,7 +75,7 @@ class Report:
 
     @strawberry.field
     async def area(self, info: Ctx) -> Area | None:
-        return await load_area(info, self.area_code)
+        return await placed_area(info, self.located_code)
 
     @strawberry.field(description="The foreigner the report is about, if linked.")
     async def foreigner(self, info: Ctx) -> Foreigner | None:

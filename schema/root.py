@@ -186,6 +186,7 @@ class Query:
         page = await _fetched(queries.report_page(
             info.context.db, info.context.scopes["Report"], enum_value(status),
             enum_value(category), _page_size(first), after,
+            info.context.access.location_precision.get("Report"),
         ))
         return ReportConnection(
             nodes=[Report.from_row(row) for row in page.rows],
@@ -230,7 +231,7 @@ class Query:
         page = await _fetched(queries.activity_page(
             info.context.db, info.context.scopes["Activity"],
             int_id(officer_id) if officer_id is not None else None, since, joint_only,
-            _page_size(first), after,
+            _page_size(first), after, info.context.access.location_precision.get("Activity"),
         ))
         return ActivityConnection(
             nodes=[Activity.from_row(row) for row in page.rows],

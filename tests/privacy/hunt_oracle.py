@@ -29,6 +29,14 @@ from resolvers.models import (
 
 LEVELS = ("city", "kecamatan", "kelurahan", "rw", "rt")
 PUBLIC_CELL_MINIMUM = 5
+# SPEC rule 7 (no linking): a record with a link the persona may not read — a report's
+# foreigner, an activity's subject or report — shows no area holding fewer foreigners than
+# this (the shipped policy's location_k_minimum), no geo point, and free text (which may
+# name the place) only where the record's own area holds this many.
+LOCATION_K_MINIMUM = 5
+PERSON_LINKS = {"Report": ("foreigner", ("foreigner_id",)),
+                "Activity": ("subject", ("subject_foreigner_id", "report_id"))}
+PLACE_TEXT = {"Report": "text", "Activity": "notes"}
 
 IDENTITY = {"fullName", "passportNumber", "birthDate", "photoUrl", "permitNumber", "permits",
             "residenceHistory"}
@@ -401,11 +409,55 @@ class Judge:
                                 f"{self.persona.name}")
         if type_name == "Area" and key is not None:
             problems += self.judge_counts(str(key), obj, aliases)
+        if type_name in PERSON_LINKS and key is not None:
+            problems += self.judge_linking(type_name, key, obj, aliases)
         if type_name == "ForeignerCheck" and fields.get("registered"):
             owner = self.scope.document_owner(str(key or ""))
             if owner not in self.scope.foreigners:
                 problems.append(f"checkForeigner says {key!r} is registered, "
                                 f"but its holder is outside the scope of {self.persona.name}")
+        return problems
+
+    def judge_linking(self, type_name: str, key: Any, obj: dict[str, Any],
+                      aliases: dict[str, str]) -> list[str]:
+        """Rule 7: where a record with a hidden link lies singles out nobody."""
+        link_field, link_columns = PERSON_LINKS[type_name]
+        if link_field not in self.hidden.get(type_name, set()):
+            return []
+        rows = self.world.reports if type_name == "Report" else self.world.activities
+        try:
+            row = rows.get(int(key))
+        except (TypeError, ValueError):
+            return []
+        if row is None or not any(row[c] for c in link_columns):
+            return []
+        exact = row["rt_code"] or row["rw_code"] or row["kelurahan_code"]
+        shown: list[Any] = []
+        problems = []
+        for alias, value in obj.items():
+            name = aliases.get(alias, alias)
+            if value is None:
+                continue
+            if name == "areaCode":
+                shown.append(value)
+            elif name == "area" and isinstance(value, dict):
+                # Walked as an Area of its own too; which area it is, is judged here.
+                shown += [v for k, v in value.items() if aliases.get(k, k) == "code"]
+            elif name in ("latitude", "longitude"):
+                problems.append(f"{type_name} {key} has a hidden link and shows {name}")
+            elif name == PLACE_TEXT[type_name] and (
+                    self.world.counts.get(exact, 0) < LOCATION_K_MINIMUM):
+                problems.append(f"{type_name} {key} has a hidden link and shows its {name}, "
+                                f"which may name {exact}, where fewer than "
+                                f"{LOCATION_K_MINIMUM} foreigners live")
+        for code in shown:
+            if not isinstance(code, str) or not _within(exact, code):
+                problems.append(f"{type_name} {key} shows area {code!r}, which does not "
+                                f"contain it")
+            elif self.world.counts.get(code, 0) < LOCATION_K_MINIMUM:
+                problems.append(f"{type_name} {key} has a hidden link and shows area {code}, "
+                                f"where {self.world.counts.get(code, 0)} foreigners live "
+                                f"(< {LOCATION_K_MINIMUM})")
         return problems
 
     def judge_counts(self, code: str, obj: dict[str, Any], aliases: dict[str, str]

@@ -3,7 +3,8 @@ HTTP as every persona outside immigration and as immigration staff of another of
 on SQLite and PostgreSQL. Each response is judged on its raw bytes and on every object in
 it (hunt_oracle.py): no identity value, no street address or row beyond the persona's reach,
 no field the default-visibility table hides, no public count finer than a kecamatan or
-below five, and an out-of-scope key answers exactly like a missing one.
+below five, no place finer than an area of five foreigners for a report or activity with a
+hidden link (rule 7, no linking), and an out-of-scope key answers exactly like a missing one.
 
 The hunt runs on a database of its own (a small office, so that some public cells are
 suppressed and one sits exactly on the threshold), because its mutations write.
