@@ -8,13 +8,13 @@ import gc
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -24,7 +24,7 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
-from gateway.auth import AuthError, AuthUnavailableError, TokenVerifier
+from gateway.auth import AuthError, AuthUnavailableError, OfficerDirectory, TokenVerifier
 from gateway.http_guards import (
     HttpGuard,
     StrawberryHTTPException,
@@ -39,6 +39,7 @@ from gateway.rate_limit import rate_limited
 from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
+from resolvers.officers import officer_kind
 from schema.context import GraphQLContext, build_context
 from schema.limits import QueryLimits
 from schema.privacy import FieldPolicy
@@ -114,12 +115,7 @@ class AuthMiddleware:
                 break
         verifier: TokenVerifier = self.verifier_of()
         try:
-            if verifier.may_block:
-                # A JWKS fetch is blocking I/O: keep it off the event loop.
-                principal = await run_in_threadpool(verifier.verify, header)
-            else:
-                principal = verifier.verify(header)
-            scope["sisada.principal"] = principal
+            scope["sisada.principal"] = await verifier.authenticate(header)
         except AuthUnavailableError as exc:
             await _error_response(scope, receive, send, 503, exc.message, "UNAVAILABLE")
             return
@@ -186,11 +182,12 @@ class AppState:
         self.schema = build_schema(query_limits(settings), settings.max_batch_operations,
                                    field_policy=field_policy)
         self.policy: LoadedPolicy = load_policy(Policy(settings.policy_dir), self.schema)
-        self.verifier = TokenVerifier(
-            settings, self.policy.policy.roles, self.policy.policy.anonymous_role
-        )
         self.engine = create_engine(settings.database_url)
         self.db = Database(self.engine)
+        # Outlives policy reloads: which officer is which does not change with the policy.
+        self.officers = OfficerDirectory(partial(officer_kind, self.db),
+                                         settings.officer_cache_seconds)
+        self.verifier = self._verifier(self.policy.policy)
         self._access_override = access_override
         self._access = self._compiled_access(self.policy)
 
@@ -201,6 +198,11 @@ class AppState:
             fields = {t: frozenset(f) for t, f in schema_fields(self.schema).items()}
             access = {r: self._access_override(a, fields) for r, a in access.items()}
         return access
+
+    def _verifier(self, policy: Policy) -> TokenVerifier:
+        return TokenVerifier(self.settings, policy.roles, policy.anonymous_role,
+                             jurisdictions=policy.jurisdiction_levels,
+                             officer_kinds=policy.officer_kinds, officers=self.officers)
 
     def access_for(self, principal: Principal) -> RoleAccess:
         return self._access[principal.role]
@@ -213,7 +215,7 @@ class AppState:
         except PolicyError as exc:
             log.error("policy.reload_failed", error=str(exc))
             return False
-        verifier = TokenVerifier(self.settings, loaded.policy.roles, loaded.policy.anonymous_role)
+        verifier = self._verifier(loaded.policy)
         access = self._compiled_access(loaded)
         self.policy, self.verifier, self._access = loaded, verifier, access
         log.info("policy.reloaded", roles=sorted(loaded.policy.roles))

@@ -4,8 +4,12 @@ A token is verified with exactly one key source, chosen by configuration: a PEM 
 (`SISADA_JWT_PUBLIC_KEY`), else a JWKS endpoint (`SISADA_JWKS_URL`), else a shared HS256
 secret (`SISADA_JWT_SECRET`, or the development key file created on first use).
 
-Role names are policy data: the verifier is told which roles exist and which one means
-"no token", and never names a role itself.
+Role names are policy data: the verifier is told which roles exist, which one means
+"no token", which levels of area each role's token may carry and which kind of officer
+it must name, and never names a role itself. A token that fits none of this is refused:
+an area of a level its role may not hold, an `officer_id` that names no officer of the
+kind its role needs (checked against the officer table, remembered for a short while), a
+lifetime beyond `max_token_lifetime_seconds`.
 """
 
 from __future__ import annotations
@@ -15,20 +19,25 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jwt
 from jwt.algorithms import get_default_algorithms
+from starlette.concurrency import run_in_threadpool
 
 from gateway.settings import Settings
-from policies.area_codes import is_area_code
-from policies.principal import Principal
+from policies.area_codes import is_area_code, level_of
+from policies.principal import Principal, dev_subject
+from resolvers.db import DatabaseUnavailableError
 
-# Clock skew tolerated between the token issuer and this gateway.
-LEEWAY_SECONDS = 30
 # Far above any real token; stops a huge header from being base64-decoded and parsed.
 MAX_TOKEN_LENGTH = 8192
+# A report records its submitter's subject (resolvers.models.Report.submitted_by).
+MAX_SUBJECT_LENGTH = 255
+# Officers remembered at most (id → kind): a bound on memory, far above any office's staff.
+MAX_CACHED_OFFICERS = 10_000
 # The JWKS fetch blocks its caller; keep a slow identity provider from stalling requests.
 JWKS_TIMEOUT_SECONDS = 5.0
 
@@ -70,6 +79,37 @@ class AuthUnavailableError(AuthError):
 
 class AuthConfigError(ValueError):
     """The token settings cannot work together (raised at start-up, never per request)."""
+
+
+OfficerLookup = Callable[[int], Awaitable[str | None]]
+
+
+class OfficerDirectory:
+    """Officer id → kind ("field", "supervisor"; None: no such officer), from the officer
+    table, each answer remembered for `ttl_seconds` so that a token costs no query per
+    request. Unknown ids are remembered too: a flood of them asks the table once each."""
+
+    def __init__(self, lookup: OfficerLookup, ttl_seconds: float,
+                 max_entries: int = MAX_CACHED_OFFICERS) -> None:
+        self._lookup = lookup
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._cache: dict[int, tuple[float, str | None]] = {}
+
+    async def kind_of(self, officer_id: int) -> str | None:
+        now = time.monotonic()
+        cached = self._cache.get(officer_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            kind = await self._lookup(officer_id)
+        except DatabaseUnavailableError as exc:
+            raise AuthUnavailableError() from exc
+        self._cache.pop(officer_id, None)
+        while len(self._cache) >= self._max_entries:
+            del self._cache[next(iter(self._cache))]  # the oldest entry
+        self._cache[officer_id] = (now + self._ttl, kind)
+        return kind
 
 
 def dev_secret(settings: Settings) -> str:
@@ -117,14 +157,30 @@ class TokenVerifier:
     """Turns an `Authorization` header into a `Principal`, or raises `AuthError`."""
 
     def __init__(
-        self, settings: Settings, known_roles: frozenset[str], anonymous_role: str
+        self,
+        settings: Settings,
+        known_roles: frozenset[str],
+        anonymous_role: str,
+        *,
+        jurisdictions: Mapping[str, frozenset[str]] | None = None,
+        officer_kinds: Mapping[str, str] | None = None,
+        officers: OfficerDirectory | None = None,
     ) -> None:
+        """`jurisdictions`: the levels of area each role's token may carry (a role not
+        listed carries none); `officer_kinds`: the kind of officer each role's token must
+        name (a role not listed names none); `officers` answers which kind an officer is
+        (without it, every token that names an officer is refused). Policy data, all."""
         if not anonymous_role:
             raise AuthConfigError("the anonymous role must be named")
         self._known_roles = known_roles
         self._anonymous_role = anonymous_role
+        self._jurisdictions = dict(jurisdictions or {})
+        self._officer_kinds = dict(officer_kinds or {})
+        self._officers = officers
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+        self._max_lifetime = settings.max_token_lifetime_seconds
         self._key: Any = None
         self._jwks: jwt.PyJWKClient | None = None
 
@@ -156,12 +212,31 @@ class TokenVerifier:
         """True when verifying can fetch keys over the network (a JWKS URL)."""
         return self._jwks is not None
 
+    async def authenticate(self, authorization_header: str | None) -> Principal:
+        """`verify`, then the officer the token names looked up: the whole check."""
+        if self.may_block:
+            # A JWKS fetch is blocking I/O: keep it off the event loop.
+            principal = await run_in_threadpool(self.verify, authorization_header)
+        else:
+            principal = self.verify(authorization_header)
+        await self._check_officer(principal)
+        return principal
+
     def verify(self, authorization_header: str | None) -> Principal:
+        """The token's signature and claims; not yet whether its officer exists."""
         if authorization_header is None:
             return Principal(role=self._anonymous_role)
         token = _bearer_token(authorization_header)
         claims = self._decode(token)
+        self._check_lifetime(claims)
         return self._principal(claims)
+
+    async def _check_officer(self, principal: Principal) -> None:
+        kind = self._officer_kinds.get(principal.role)
+        if kind is None or principal.officer_id is None:
+            return  # `_principal` has already refused a token whose officer_id is amiss
+        if self._officers is None or await self._officers.kind_of(principal.officer_id) != kind:
+            raise AuthError("unknown officer")
 
     def _decode(self, token: str) -> dict[str, Any]:
         key = self._key if self._jwks is None else _jwks_key(self._jwks, token)
@@ -172,7 +247,7 @@ class TokenVerifier:
                 algorithms=self._algorithms,
                 issuer=self._issuer,
                 audience=self._audience,
-                leeway=LEEWAY_SECONDS,
+                leeway=self._leeway,
                 options={"require": list(_REQUIRED_CLAIMS)},
             )
         except jwt.MissingRequiredClaimError as exc:
@@ -180,6 +255,28 @@ class TokenVerifier:
             raise AuthError(f"token lacks the {exc.claim!r} claim") from exc
         except jwt.PyJWTError as exc:
             raise AuthError(_message_for(exc)) from exc
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """No token lives longer than the setting allows, whoever signed it: not from its
+        `iat`, when it has one, and not from now (PyJWT has checked both are numbers)."""
+        expires = claims["exp"]
+        issued = claims.get("iat")
+        if issued is not None and expires - issued > self._max_lifetime:
+            raise AuthError("token lifetime too long")
+        if expires - time.time() > self._max_lifetime + self._leeway:
+            raise AuthError("token lifetime too long")
+
+    def _check_jurisdiction(self, role: str, area: str | None) -> None:
+        """A role the policy gives levels carries an area of one of them; any other role
+        carries none (a district token with the city's code never reaches a rule)."""
+        levels = self._jurisdictions.get(role)
+        if levels is None:
+            if area is not None:
+                raise AuthError("area not allowed for this role")
+        elif area is None:
+            raise AuthError("token lacks an area")
+        elif level_of(area) not in levels:
+            raise AuthError("area not allowed for this role")
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         role = claims["role"]
@@ -193,11 +290,20 @@ class TokenVerifier:
         area = claims.get("area")
         if area is not None and not (isinstance(area, str) and is_area_code(area)):
             raise AuthError("malformed area")
+        self._check_jurisdiction(role, area)
+        officer_id = _officer_id(claims.get("officer_id"))
+        if (officer_id is None) != (role not in self._officer_kinds):
+            raise AuthError("officer_id not allowed for this role" if officer_id is not None
+                            else "token lacks an officer_id")
+        subject = claims.get("sub")  # PyJWT has already checked it is a string
+        if subject is not None and not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+            raise AuthError("malformed subject")
         return Principal(
             role=role,
             area=area,
-            officer_id=_officer_id(claims.get("officer_id")),
-            subject=claims.get("sub"),  # PyJWT has already checked it is a string
+            officer_id=officer_id,
+            subject=subject,
+            issuer=claims["iss"],
         )
 
 
@@ -294,8 +400,8 @@ def mint_dev_token(
         raise ValueError("malformed area code")
     ttl = settings.dev_token_ttl_seconds if ttl_seconds is None else ttl_seconds
     now = int(time.time())
-    # Keyed on jurisdiction and officer, as the demo data's `submitted_by` is.
-    default_subject = f"dev:{area or role}:{'-' if officer_id is None else officer_id}"
+    # One subject per role, jurisdiction and officer, as the demo data's submitters have.
+    default_subject = dev_subject(role, area, officer_id)
     claims: dict[str, Any] = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,

@@ -16,7 +16,7 @@ from policies import Policy, PolicyError
 from resolvers import migrate
 from resolvers.db import create_engine
 from resolvers.models import Area, Officer, Residence
-from resolvers.seed import SeedError, seed_database
+from resolvers.seed import SeedError, policy_submitters, seed_database
 
 DEMO_KECAMATAN = "31.74.02"  # Setiabudi: the demo jurisdiction
 
@@ -28,9 +28,13 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def _seed(settings: Settings, foreigners: int, seed: int) -> int:
+    # The demo reports are owned by the principals `sisada token` mints: the policy names
+    # their roles, the settings the issuer.
+    submitters = policy_submitters(Policy(settings.policy_dir))
     engine = create_engine(settings.database_url)
     try:
-        summary = await seed_database(engine, foreigners=foreigners, seed=seed)
+        summary = await seed_database(engine, foreigners=foreigners, seed=seed,
+                                      submitters=submitters, issuer=settings.jwt_issuer)
     except SeedError as exc:
         print(f"seed: {exc}", file=sys.stderr)
         return 1
@@ -97,11 +101,16 @@ async def _demo_officer(settings: Settings, kind: str) -> int | None:
         await engine.dispose()
 
 
-def demo_claims(settings: Settings, policy: Policy, role: str) -> tuple[str | None, int | None]:
+def demo_claims(settings: Settings, policy: Policy, role: str, area: str | None = None,
+                officer: int | None = None) -> tuple[str | None, int | None]:
+    """The claims not given, from the demo data: an area of the role's demo level, the
+    first officer of the kind the role's tokens must name (policy: roles.polar)."""
     level = policy.demo_jurisdiction_level(role)
-    kind = policy.demo_officer_kind(role)
-    area = asyncio.run(_demo_area(settings, level)) if level else None
-    officer = asyncio.run(_demo_officer(settings, kind)) if kind else None
+    kind = policy.officer_kinds.get(role)
+    if area is None and level:
+        area = asyncio.run(_demo_area(settings, level))
+    if officer is None and kind:
+        officer = asyncio.run(_demo_officer(settings, kind))
     return area, officer
 
 
@@ -114,9 +123,12 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     if args.role == policy.anonymous_role:
         print(f"{args.role!r} needs no token: send no Authorization header", file=sys.stderr)
         return 2
-    area, officer = args.area, args.officer
-    if area is None and officer is None:
-        area, officer = demo_claims(settings, policy, args.role)
+    area, officer = demo_claims(settings, policy, args.role, args.area, args.officer)
+    if args.ttl is not None and args.ttl > settings.max_token_lifetime_seconds:
+        print(f"token: --ttl exceeds SISADA_MAX_TOKEN_LIFETIME_SECONDS "
+              f"({settings.max_token_lifetime_seconds}); the gateway would refuse it",
+              file=sys.stderr)
+        return 2
     try:
         token = mint_dev_token(settings, args.role, area=area, officer_id=officer,
                                ttl_seconds=args.ttl)

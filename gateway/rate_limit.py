@@ -1,23 +1,28 @@
-"""Per-client-IP and per-principal request limits; the public report submission hardest.
+"""Per-client-IP and per-principal request limits; receipt-code look-ups and the public
+report submission hardest.
 
-Every request to /graphql counts once per operation (a batch of five counts five) against
+A request counts what an attacker would guess with: every root field it would run, aliases
+and fragments included, across every operation of a batch (an operation without a readable
+root field counts one). Ten operations of thirty aliases each count 300. That count goes
+against
 
 - its client IP (`rate_limit_per_ip`), and
 - its principal (`rate_limit_per_principal`): the token's subject, or role and area when the
   token has none. Anonymous callers are limited by IP only: they share one role and no
   subject, so a per-principal count would make every member of the public share one budget.
 
-A `submitReport` selection, the one mutation anyone can call without a token, also counts
-against `rate_limit_submit_report`: per IP for anonymous callers, per principal otherwise.
-It is found by parsing the document (aliases, fragments and batches included), never by
-matching text, and each selection counts.
+Each `reportStatus` selection — a guess at a receipt code — also counts against
+`rate_limit_report_status` per client IP, whoever asks; and each `submitReport` selection,
+the one mutation anyone can call without a token, against `rate_limit_submit_report`: per
+IP for anonymous callers, per principal otherwise. Root fields are found by parsing the
+document (aliases, fragments and batches included), never by matching text.
 
 Windows are moving (a burst at a window's edge cannot double the rate). Counts live in
 memory, or in Redis when `redis_url` is set so that replicas share them. When Redis cannot
 be reached, ordinary requests fail open (served, and a warning logged: an outage of the
-counter store must not take the API down), while report submission fails closed with 503
-`UNAVAILABLE` (it is what an anonymous flood would target, and a caller told to retry
-loses nothing).
+counter store must not take the API down), while receipt-code look-ups and report
+submission fail closed with 503 `UNAVAILABLE` (they are what an anonymous flood would
+target, and a caller told to retry loses nothing).
 
 Exceeding a limit is a 429 `RATE_LIMITED` with `Retry-After`.
 """
@@ -26,8 +31,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -53,6 +60,8 @@ from policies import Principal
 
 # The public mutation limited hardest (a root field of Mutation, by its GraphQL name).
 SUBMIT_REPORT = "submitReport"
+# The receipt-code look-up (a root field of Query): each one is a guess at a code.
+REPORT_STATUS = "reportStatus"
 # A slow or unreachable Redis must not hold requests: fail fast, then fail open or closed.
 REDIS_TIMEOUT_SECONDS = 1.0
 # What a caller is told to wait when report submission fails closed.
@@ -61,6 +70,17 @@ UNAVAILABLE_RETRY_SECONDS = 30
 WARNING_INTERVAL_SECONDS = 30.0
 # Beyond any limit; stops a fragment bomb from growing the count without bound.
 _MAX_COUNT = 1_000_000
+# Documents whose root fields are remembered: a client repeats its few queries.
+_PARSED_DOCUMENTS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class RootFields:
+    """What a request would run, counted by root field."""
+
+    total: int = 0  # every root field, at least one per operation
+    submissions: int = 0  # `submitReport` selections (mutations, POST only)
+    status_lookups: int = 0  # `reportStatus` selections
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +101,7 @@ class RateLimiter:
         self._per_ip = parse_many(settings.rate_limit_per_ip)
         self._per_principal = parse_many(settings.rate_limit_per_principal)
         self._submit_report = parse_many(settings.rate_limit_submit_report)
+        self._report_status = parse_many(settings.rate_limit_report_status)
         self._max_tokens = settings.max_tokens
         self._storage = _storage(settings)
         self._strategy = MovingWindowRateLimiter(self._storage)
@@ -89,19 +110,31 @@ class RateLimiter:
     async def check(self, principal: Principal, client_ip: str,
                     operations: Sequence[Mapping[str, Any]], method: str) -> Refusal | None:
         anonymous = principal.role == self._anonymous_role
+        # Mutations run over POST only (a GET mutation is refused with 405 anyway).
+        fields = root_fields(operations, self._max_tokens, mutations=method == "POST")
         rules = [(self._per_ip, ("ip", client_ip))]
         if not anonymous:
             rules.append((self._per_principal, ("principal", *_principal_key(principal))))
         try:
-            wait = await self._hit(rules, cost=max(1, len(operations)))
+            wait = await self._hit(rules, cost=max(1, len(operations), fields.total))
         except StorageError as exc:
             self._warn(exc, fails="open")
             wait = None
         if wait is not None:
             return Refusal(429, "RATE_LIMITED", "too many requests", wait)
 
-        # Mutations run over POST only (a GET mutation is refused with 405 anyway).
-        reports = report_submissions(operations, self._max_tokens) if method == "POST" else 0
+        if fields.status_lookups:
+            try:
+                wait = await self._hit([(self._report_status, ("report-status", client_ip))],
+                                       fields.status_lookups)
+            except StorageError as exc:
+                self._warn(exc, fails="closed")
+                return Refusal(503, "UNAVAILABLE", "report status is unavailable right now",
+                               UNAVAILABLE_RETRY_SECONDS)
+            if wait is not None:
+                return Refusal(429, "RATE_LIMITED", "too many report status look-ups", wait)
+
+        reports = fields.submissions
         if not reports:
             return None
         who = ("ip", client_ip) if anonymous else _principal_key(principal)
@@ -169,63 +202,77 @@ def rate_limited(app: ASGIApp, settings: Settings, anonymous_role: str) -> ASGIA
     return RateLimitMiddleware(app, RateLimiter(settings, anonymous_role))
 
 
-def report_submissions(operations: Sequence[Mapping[str, Any]], max_tokens: int) -> int:
-    """How many `submitReport` root fields the request would run."""
-    total = 0
+def root_fields(operations: Sequence[Mapping[str, Any]], max_tokens: int,
+                mutations: bool = True) -> RootFields:
+    """The root fields the request would run (`mutations=False`: no mutation runs)."""
+    total = submissions = lookups = 0
     for operation in operations:
         query = operation.get("query")
-        # GraphQL has no escapes in names: a document without the text cannot select the field.
-        if not isinstance(query, str) or SUBMIT_REPORT not in query:
-            continue
         name = operation.get("operationName")
-        total += _submissions_in(query, name if isinstance(name, str) else None, max_tokens)
-    return min(total, _MAX_COUNT)
+        counts = _document_root_fields(query if isinstance(query, str) else "",
+                                       name if isinstance(name, str) else None, max_tokens)
+        total += max(1, counts.total)
+        submissions += counts.submissions if mutations else 0
+        lookups += counts.status_lookups
+    return RootFields(min(total, _MAX_COUNT), min(submissions, _MAX_COUNT),
+                      min(lookups, _MAX_COUNT))
 
 
-def _submissions_in(query: str, operation_name: str | None, max_tokens: int) -> int:
+@lru_cache(maxsize=_PARSED_DOCUMENTS)
+def _document_root_fields(query: str, operation_name: str | None,
+                          max_tokens: int) -> RootFields:
     try:
         document = parse(query, no_location=True, max_tokens=max_tokens)
     except (GraphQLError, RecursionError):
-        # GraphQL refuses an unreadable document too; counting it once means no corner of
-        # the parser is a way around the limit.
-        return 1
+        # GraphQL refuses an unreadable document too; counting it once (and once as each
+        # field it names) means no corner of the parser is a way around a limit. GraphQL
+        # has no escapes in names: a document without the text cannot select the field.
+        return RootFields(1, int(SUBMIT_REPORT in query), int(REPORT_STATUS in query))
     fragments = {d.name.value: d for d in document.definitions
                  if isinstance(d, FragmentDefinitionNode)}
-    counter = _RootFieldCounter(fragments, SUBMIT_REPORT)
-    return sum(
-        counter.count(d.selection_set) for d in document.definitions
-        if isinstance(d, OperationDefinitionNode) and d.operation is OperationType.MUTATION
-        and (operation_name is None or (d.name is not None and d.name.value == operation_name))
-    )
+    counter = _RootFieldCounter(fragments)
+    total = submissions = lookups = 0
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode) or (
+                operation_name is not None and (definition.name is None
+                                                or definition.name.value != operation_name)):
+            continue
+        counts = counter.count(definition.selection_set)
+        total += sum(counts.values())
+        if definition.operation is OperationType.MUTATION:
+            submissions += counts[SUBMIT_REPORT]
+        elif definition.operation is OperationType.QUERY:
+            lookups += counts[REPORT_STATUS]
+    return RootFields(min(total, _MAX_COUNT), min(submissions, _MAX_COUNT),
+                      min(lookups, _MAX_COUNT))
 
 
 class _RootFieldCounter:
-    """Counts root fields of one name, through fragments and inline fragments (not into
-    the fields' own selections, which belong to their results)."""
+    """Counts root fields by name, through fragments and inline fragments (not into the
+    fields' own selections, which belong to their results)."""
 
-    def __init__(self, fragments: dict[str, FragmentDefinitionNode], field: str) -> None:
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
         self.fragments = fragments
-        self.field = field
-        self.memo: dict[str, int] = {}
+        self.memo: dict[str, Counter[str]] = {}
         self.visiting: set[str] = set()
 
-    def count(self, selection_set: SelectionSetNode) -> int:
-        total = 0
+    def count(self, selection_set: SelectionSetNode) -> Counter[str]:
+        total: Counter[str] = Counter()
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                total += selection.name.value == self.field
+                total[selection.name.value] += 1
             elif isinstance(selection, InlineFragmentNode):
-                total += self.count(selection.selection_set)
+                total.update(self.count(selection.selection_set))
             elif isinstance(selection, FragmentSpreadNode):
-                total += self._fragment(selection.name.value)
-        return min(total, _MAX_COUNT)
+                total.update(self._fragment(selection.name.value))
+        return Counter({name: min(n, _MAX_COUNT) for name, n in total.items()})
 
-    def _fragment(self, name: str) -> int:
+    def _fragment(self, name: str) -> Counter[str]:
         if name in self.memo:
             return self.memo[name]
         fragment = self.fragments.get(name)
         if fragment is None or name in self.visiting:
-            return 0  # unknown or cyclic: GraphQL validation refuses the document
+            return Counter()  # unknown or cyclic: GraphQL validation refuses the document
         self.visiting.add(name)
         self.memo[name] = self.count(fragment.selection_set)
         self.visiting.discard(name)

@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     # Where the development signing key lives when no secret is configured.
     dev_key_file: Path = Path(".sisada-dev-key")
     dev_token_ttl_seconds: int = 12 * 3600
+    # The longest a token may live (`exp` after `iat`, and `exp` after now): a longer-lived
+    # token is refused, whoever signed it.
+    max_token_lifetime_seconds: int = Field(default=12 * 3600, gt=0)
+    # Clock skew tolerated between the token issuer and this gateway (exp, nbf, iat).
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # How long the officer named by a token's `officer_id` is remembered (id → kind)
+    # before the officer table is asked again.
+    officer_cache_seconds: float = Field(default=60.0, ge=0)
 
     # Policy files (a directory of .polar files); default: the ones shipped with the package.
     policy_dir: Path | None = None
@@ -63,6 +71,9 @@ class Settings(BaseSettings):
     rate_limit_per_principal: str = "600/minute"
     rate_limit_per_ip: str = "1200/minute"
     rate_limit_submit_report: str = "5/minute;30/hour"
+    # `reportStatus` look-ups (each root field, aliases included) per client IP: the
+    # online guessing rate of receipt codes (SECURITY.md has the arithmetic).
+    rate_limit_report_status: str = "20/minute;200/hour;1000/day"
     # Namespace of the rate-limit keys in Redis (replicas that share counts share it).
     rate_limit_key_prefix: str = "sisada-rate-limits"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from oso import Oso
 from polar import Variable
@@ -108,6 +109,8 @@ class Policy:
         if len(anonymous) != 1 or anonymous[0] not in self.roles:
             raise PolicyError("the policy must name exactly one known anonymous_role")
         self.anonymous_role = anonymous[0]
+        self.jurisdiction_levels = self._levels_by_role()
+        self.officer_kinds = self._officer_kinds()
 
     # -- raw decisions (one Polar evaluation each; never on the request path) --
 
@@ -172,10 +175,49 @@ class Policy:
         found = self._bindings("demo_jurisdiction", role, Variable("level"))
         return next(iter(_strings_only(found)), None)
 
-    def demo_officer_kind(self, role: str) -> str | None:
-        """"field" or "supervisor": which seeded officer a demo token of this role acts as."""
-        found = self._bindings("demo_officer", role, Variable("kind"))
-        return next(iter(_strings_only(found)), None)
+    def demo_submitters(self) -> list[tuple[str, str, int]]:
+        """(role, level of its area, share in percent) of the demo data's report submitters."""
+        role, level, share = Variable("role"), Variable("level"), Variable("share")
+        found = []
+        for result in self._facts("demo_submitter", role, level, share):
+            values = [result["bindings"].get(v) for v in (role, level, share)]
+            if (_strings_only(values[:2]) == values[:2] and isinstance(values[2], int)
+                    and values[0] in self.roles and values[1] in LEVELS):
+                found.append((values[0], values[1], values[2]))
+        return found
+
+    # -- what a token of each role must carry ---------------------------------
+
+    def _levels_by_role(self) -> dict[str, frozenset[str]]:
+        """`jurisdiction_level(role, level)`: the levels of area a role's token may carry."""
+        levels: dict[str, set[str]] = {}
+        for role, level in self._role_pairs("jurisdiction_level"):
+            if level not in LEVELS:
+                raise PolicyError(f"jurisdiction_level names an unknown level {level!r}")
+            levels.setdefault(role, set()).add(level)
+        if self.anonymous_role in levels:
+            raise PolicyError("the anonymous role carries no token, so no jurisdiction")
+        return {role: frozenset(found) for role, found in levels.items()}
+
+    def _officer_kinds(self) -> dict[str, str]:
+        """`officer_kind(role, kind)`: the kind of officer a role's token must name."""
+        kinds: dict[str, str] = {}
+        for role, kind in self._role_pairs("officer_kind"):
+            if kinds.setdefault(role, kind) != kind:
+                raise PolicyError(f"officer_kind names two kinds for one role ({role})")
+        return kinds
+
+    def _role_pairs(self, rule: str) -> list[tuple[str, str]]:
+        role, value = Variable("role"), Variable("value")
+        pairs = []
+        for result in self._facts(rule, role, value):
+            found = [result["bindings"].get(role), result["bindings"].get(value)]
+            if _strings_only(found) != found:
+                raise PolicyError(f"{rule} must name a role and a string")
+            if found[0] not in self.roles:
+                raise PolicyError(f"{rule} names an unknown role {found[0]!r}")
+            pairs.append((found[0], found[1]))
+        return pairs
 
     # -- compilation ---------------------------------------------------------
 
@@ -250,6 +292,16 @@ class Policy:
             if _strings_only([type_name]) and _strings_only([field_name]):
                 pairs.add((type_name, field_name))
         return pairs
+
+    def _facts(self, rule: str, *args: object) -> list[dict[str, Any]]:
+        """Every result of a rule of facts; none when the policy does not define it (a
+        token of any role then carries no area and no officer: fail closed)."""
+        try:
+            return list(self._oso.query_rule(rule, *args, accept_expression=False))
+        except PolarRuntimeError as exc:
+            if "undefined rule" in str(exc):
+                return []
+            raise PolicyError(f"cannot read {rule}: {exc}") from exc
 
     def _strings(self, rule: str) -> list[str]:
         return _strings_only(self._bindings(rule, Variable("x")))

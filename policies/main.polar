@@ -23,11 +23,11 @@
 #   allow_schema_hints(actor)
 #       the actor's error messages may suggest field names ("Did you mean …?").
 #
-# Row rules may compare a record's fields with constants and with the actor's
-# claims (actor.area, actor.city, actor.officer_id, actor.subject), and branch on
-# actor.role and actor.area_level. Anything else (a claim tested on its own, two
-# fields compared, a relation) is refused when the policy loads; a field the data
-# layer has no column for matches no row and fails `sisada policy-check`.
+# Row rules may compare a record's fields with constants, with actor.role and with the
+# actor's claims (actor.area, actor.city, actor.officer_id, actor.issuer, actor.subject),
+# and branch on actor.role and actor.area_level. Anything else (a claim tested on its
+# own, two fields compared, a relation) is refused when the policy loads; a field the
+# data layer has no column for matches no row and fails `sisada policy-check`.
 
 allow_field(actor: Principal, "read", type_name: String, field: String) if
     readable(actor.role, type_name, field);

@@ -24,8 +24,16 @@ class Principal:
     subject: str | None = None
     area_level: str | None = None
     city: str | None = None
+    # Token issuer: a subject is unique only within its issuer.
+    issuer: str | None = None
 
     def __post_init__(self) -> None:
         if self.area_level is None and self.area is not None and is_area_code(self.area):
             object.__setattr__(self, "area_level", level_of(self.area))
             object.__setattr__(self, "city", ancestors(self.area)[0])
+
+
+def dev_subject(role: str, area: str | None, officer_id: int | None) -> str:
+    """The subject of a development token, and of the demo data's submitter of a report:
+    one per role, jurisdiction and officer, so that no two demo principals share one."""
+    return f"dev:{role}:{area or '-'}:{'-' if officer_id is None else officer_id}"

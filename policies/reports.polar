@@ -9,8 +9,12 @@
 allow(actor: Principal, "read", report: Report) if
     (immigration(actor.role) or security_partner(actor.role)) and
     located_in(report, actor);
+# "Own" is the same issuer, the same role and the same subject: a subject is only unique
+# within its issuer, and one person acting in two roles is two submitters.
 allow(actor: Principal, "read", report: Report) if
     actor.role in ["district", "neighbourhood"] and
+    report.submitter_issuer = actor.issuer and
+    report.submitter_role = actor.role and
     report.submitted_by = actor.subject;
 
 readable(role, "Report", field) if
@@ -38,6 +42,12 @@ readable(role, "ReportConnection", field) if
     (immigration(role) or security_partner(role) or role in ["district", "neighbourhood"]) and
     field in ["nodes", "pageInfo"];
 
-# What the submitter gets back, and what anyone holding a receipt code may read.
+# What the submitter gets back, and what anyone holding a receipt code may read: the
+# status, nothing else. `updatedAt` is not status: it moves whenever the office works on
+# the report (an officer assigned, a note of triage), so it would time the office's work
+# for whoever holds the code. Immigration, who read the report itself, may read it here.
 readable(_role, "ReportReceipt", field) if field in ["receiptCode", "status"];
-readable(_role, "ReportStatus", field) if field in ["receiptCode", "status", "updatedAt"];
+readable(_role, "ReportStatus", field) if field in ["receiptCode", "status"];
+readable(role, "ReportStatus", field) if
+    immigration(role) and
+    field in ["updatedAt"];

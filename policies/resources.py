@@ -39,7 +39,10 @@ class Foreigner(Located):
 @dataclass(frozen=True, slots=True)
 class Report(Located):
     id: int = 0
-    # Token subject of the submitter ("dev:…" for development tokens); None if anonymous.
+    # Who submitted it: the token's issuer, role and subject ("dev:…" for development
+    # tokens); all None if anonymous.
+    submitter_issuer: str | None = None
+    submitter_role: str | None = None
     submitted_by: str | None = None
 
 
@@ -68,7 +71,8 @@ class Area(Located):
 # Polar name (= GraphQL type name) → class and the fields data filtering may use.
 RESOURCES: dict[str, tuple[type, dict[str, type]]] = {
     "Foreigner": (Foreigner, {"id": int, **LOCATED_FIELDS}),
-    "Report": (Report, {"id": int, "submitted_by": str, **LOCATED_FIELDS}),
+    "Report": (Report, {"id": int, "submitter_issuer": str, "submitter_role": str,
+                        "submitted_by": str, **LOCATED_FIELDS}),
     "Activity": (Activity, {"id": int, "officer_id": int, "joint_operation": bool,
                             **LOCATED_FIELDS}),
     "Officer": (Officer, {"id": int, "office_area_code": str}),

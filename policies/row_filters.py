@@ -8,8 +8,8 @@ package, SQLAlchemy in `resolvers/`.
 
 The evaluation costs about a millisecond, so it runs once per role and area level when
 the policy is compiled, never per request: the actor is a *template* whose claims
-(area, city, officer id, subject) are placeholders, and the adapter turns each placeholder
-back into a `Claim` that the data layer binds as a SQL parameter per request.
+(area, city, officer id, issuer, subject) are placeholders, and the adapter turns each
+placeholder back into a `Claim` that the data layer binds as a SQL parameter per request.
 
 Anything the adapter cannot express exactly (a relation between types, a comparison of
 two fields, a computed claim) is a `PolicyError` at start-up, never a guess.
@@ -62,7 +62,7 @@ class _Placeholder:
 
 
 _PLACEHOLDERS: dict[str, Any] = {
-    name: _Placeholder(name) for name in ("area", "city", "subject", "officer_id")
+    name: _Placeholder(name) for name in ("area", "city", "issuer", "subject", "officer_id")
 }
 CLAIMS = tuple(_PLACEHOLDERS)
 
@@ -71,7 +71,8 @@ OPERATORS = {"Eq": "eq", "Neq": "neq", "In": "in", "Nin": "nin"}
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A claim of the principal (`area`, `city`, `officer_id`, `subject`), bound per request."""
+    """A claim of the principal (`area`, `city`, `officer_id`, `issuer`, `subject`), bound
+    per request."""
 
     name: str
 
@@ -97,10 +98,10 @@ def template_principal(role: str, area_level: str | None) -> Principal:
     if area_level is None:
         # No jurisdiction: rules that need one must not hold, as for a real caller.
         return Principal(role=role, officer_id=_PLACEHOLDERS["officer_id"],
-                         subject=_PLACEHOLDERS["subject"])
+                         subject=_PLACEHOLDERS["subject"], issuer=_PLACEHOLDERS["issuer"])
     return Principal(role=role, area=_PLACEHOLDERS["area"], area_level=area_level,
                      city=_PLACEHOLDERS["city"], officer_id=_PLACEHOLDERS["officer_id"],
-                     subject=_PLACEHOLDERS["subject"])
+                     subject=_PLACEHOLDERS["subject"], issuer=_PLACEHOLDERS["issuer"])
 
 
 class RowFilterAdapter(DataAdapter):

@@ -8,18 +8,24 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from policies import Principal
 from policies.area_codes import is_area_code, located_codes
 from resolvers.db import Database
 from resolvers.models import Area, OfficerActivity, Report
 from resolvers.scopes import Condition
 
-_RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# 32 symbols (5 bits each), none that reads like another (no I/1, O/0).
+RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# 16 symbols: 80 bits. SECURITY.md has the arithmetic: at the online guessing rate the
+# rate limits allow, a hit is negligible even with millions of reports on file.
+RECEIPT_SYMBOLS = 16
 
 
 def new_receipt_code() -> str:
-    """`SSD-XXXX-XXXX` from a CSPRNG: the code is the capability to read a report's status."""
-    chars = [secrets.choice(_RECEIPT_ALPHABET) for _ in range(8)]
-    return f"SSD-{''.join(chars[:4])}-{''.join(chars[4:])}"
+    """`SSD-XXXX-XXXX-XXXX-XXXX` from a CSPRNG: the code is the capability to read a
+    report's status, so it must be unguessable, never derived from anything."""
+    chars = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_SYMBOLS))
+    return "SSD-" + "-".join(chars[n:n + 4] for n in range(0, RECEIPT_SYMBOLS, 4))
 
 
 async def locatable_area(db: Database, code: str) -> bool:
@@ -42,16 +48,21 @@ async def submit_report(
     area_code: str,
     reporter_contact: str | None,
     foreigner_id: int | None,
-    submitted_by: str | None,
+    submitter: Principal,
 ) -> dict[str, Any]:
     now = _now()
     receipt = new_receipt_code()
+    # A report is its submitter's by issuer, role and subject together; without a subject
+    # (the anonymous public) it is nobody's.
+    owned = submitter.subject is not None
     values = {
         "receipt_code": receipt,
         "category": category,
         "text": text,
         "reporter_contact": reporter_contact,
-        "submitted_by": submitted_by,
+        "submitter_issuer": submitter.issuer if owned else None,
+        "submitter_role": submitter.role if owned else None,
+        "submitted_by": submitter.subject,
         "status": "received",
         "foreigner_id": foreigner_id,
         "assigned_officer_id": None,

@@ -117,8 +117,11 @@ class Report(LocatedMixin, Base):
     category: Mapped[str] = mapped_column(String(32), index=True)
     text: Mapped[str] = mapped_column(Text)
     reporter_contact: Mapped[str | None] = mapped_column(String(200))
-    # Token subject of the principal who submitted it; NULL for anonymous reports.
-    submitted_by: Mapped[str | None] = mapped_column(String(120), index=True)
+    # Who submitted it: the token's issuer, role and subject (a subject is unique only
+    # within its issuer, and one person in two roles is two submitters); NULL if anonymous.
+    submitter_issuer: Mapped[str | None] = mapped_column(String(255))
+    submitter_role: Mapped[str | None] = mapped_column(String(64))
+    submitted_by: Mapped[str | None] = mapped_column(String(255), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     foreigner_id: Mapped[int | None] = mapped_column(ForeignKey("foreigner.id"), index=True)
     assigned_officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))

@@ -37,7 +37,9 @@ def _located(model: object) -> dict[str, ColumnElement[object]]:
 COLUMNS: dict[str, dict[str, ColumnElement[object]]] = {
     # A foreigner lies where their current residence lies.
     "Foreigner": {"id": Foreigner.id, **_located(CURRENT_RESIDENCE)},
-    "Report": {"id": Report.id, "submitted_by": Report.submitted_by, **_located(Report)},
+    "Report": {"id": Report.id, "submitter_issuer": Report.submitter_issuer,
+               "submitter_role": Report.submitter_role, "submitted_by": Report.submitted_by,
+               **_located(Report)},
     "Activity": {"id": OfficerActivity.id, "officer_id": OfficerActivity.officer_id,
                  "joint_operation": OfficerActivity.joint_operation,
                  **_located(OfficerActivity)},

@@ -1,7 +1,9 @@
 """Deterministic synthetic demo data for Kota Administrasi Jakarta Selatan.
 
 Everything is drawn from `random.Random` streams derived from one integer seed, so a
-given `(seed, foreigners, today)` always yields the same rows. `today` only anchors
+given `(seed, foreigners, today)` always yields the same rows — except the reports'
+receipt codes: a receipt code is the capability to read a report's status, so it comes
+from the CSPRNG (`secrets`), never from the public default seed. `today` only anchors
 dates (permit expiry, report and activity times) so that "expiring soon" and "the
 last 60 days" stay meaningful whenever the demo is seeded.
 
@@ -27,7 +29,10 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from policies import Policy
 from policies.area_codes import located_codes
+from policies.principal import dev_subject
+from resolvers.commands import new_receipt_code
 from resolvers.jakarta_selatan import CITY_CODE, CITY_NAME, KECAMATAN, Kecamatan, Kelurahan
 from resolvers.models import (
     Area,
@@ -41,6 +46,9 @@ from resolvers.models import (
 )
 
 DEFAULT_SEED = 20261128
+# The issuer of development tokens (the default `SISADA_JWT_ISSUER`): the demo data's
+# reports are owned by the principals `sisada token` mints.
+DEV_ISSUER = "sisada-dev"
 DEFAULT_FOREIGNERS = 3000
 CHUNK_SIZE = 5000
 
@@ -124,20 +132,42 @@ class SeedRows:
 # --------------------------------------------------------------------------- public API
 
 
+@dataclass(frozen=True)
+class Submitter:
+    """Who submitted some of the demo reports: a role whose area is at `level`, `share`
+    percent of all reports (policy data: `demo_submitter` in roles.polar)."""
+
+    role: str
+    level: str
+    share: int
+
+
+def policy_submitters(policy: Policy | None = None) -> tuple[Submitter, ...]:
+    policy = policy or Policy()
+    return tuple(Submitter(role, level, share) for role, level, share in policy.demo_submitters())
+
+
 async def seed_database(
     engine: AsyncEngine,
     foreigners: int = DEFAULT_FOREIGNERS,
     seed: int = DEFAULT_SEED,
     today: dt.date | None = None,
+    *,
+    submitters: Sequence[Submitter] | None = None,
+    issuer: str = DEV_ISSUER,
 ) -> SeedSummary:
-    """Fill empty tables with synthetic demo data; raise `SeedError` if already seeded."""
+    """Fill empty tables with synthetic demo data; raise `SeedError` if already seeded.
+
+    `submitters` default to the shipped policy's; `issuer` is the one whose development
+    tokens own the submitted reports."""
     if foreigners < 0:
         raise ValueError("foreigners must be >= 0")
     today = today or dt.date.today()
     async with engine.begin() as conn:
         if (await conn.execute(select(Area.code).limit(1))).first() is not None:
             raise SeedError("database already seeded")
-        rows = build_seed_rows(foreigners=foreigners, seed=seed, today=today)
+        rows = build_seed_rows(foreigners=foreigners, seed=seed, today=today,
+                               submitters=submitters, issuer=issuer)
         for model, table_rows in rows.tables():
             await _insert_chunked(conn, model, table_rows)
         if conn.dialect.name == "postgresql":
@@ -152,15 +182,20 @@ def build_seed_rows(
     foreigners: int = DEFAULT_FOREIGNERS,
     seed: int = DEFAULT_SEED,
     today: dt.date | None = None,
+    *,
+    submitters: Sequence[Submitter] | None = None,
+    issuer: str = DEV_ISSUER,
 ) -> SeedRows:
     """Generate every row without touching a database (also handy for tests)."""
     today = today or dt.date.today()
+    submitters = policy_submitters() if submitters is None else submitters
     rows = SeedRows()
     tree = _build_area_tree(_stream(seed, "areas"))
     rows.areas = tree.rows
     rows.officers = _build_officers(_stream(seed, "officers"))
     people = _build_foreigners(_stream(seed, "foreigners"), foreigners, tree, today, rows)
-    _build_reports(_stream(seed, "reports"), tree, people, today, rows)
+    _build_reports(_stream(seed, "reports"), tree, people, today, rows,
+                   _Reporters(tuple(submitters), issuer))
     _build_activities(_stream(seed, "activities"), tree, people, today, rows)
     return rows
 
@@ -806,7 +841,6 @@ _REPORT_TEXTS: dict[str, tuple[str, ...]] = {
 }
 _JOBS = ("guru les bahasa", "koki restoran", "pelatih kebugaran", "penjaga toko",
          "pekerja salon", "pemandu karaoke", "buruh bangunan")
-_RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O/1/I: read over the phone
 
 
 def _neighbourhood(rt: _Rt) -> str:
@@ -818,7 +852,7 @@ def _report_count(foreigners: int) -> int:
 
 
 def _build_reports(rng: random.Random, tree: _AreaTree, people: _People, today: dt.date,
-                   rows: SeedRows) -> None:
+                   rows: SeedRows, reporters: _Reporters) -> None:
     receipts: set[str] = set()
     officers = _field_officer_ids()
     now = _midnight_utc(today)
@@ -832,7 +866,7 @@ def _build_reports(rng: random.Random, tree: _AreaTree, people: _People, today: 
         rt = tree.rts[rt_index]
         category = _weighted(rng, _REPORT_CATEGORY_WEIGHTS)
         status = _weighted(rng, _REPORT_STATUS_WEIGHTS)
-        submitted_by, contact = _reporter(rng, rt)
+        submitter, contact = reporters.draw(rng, rt)
         created_at = _seconds_before(rng, now, 180)
         updated_at = created_at
         if status != "received":
@@ -840,12 +874,14 @@ def _build_reports(rng: random.Random, tree: _AreaTree, people: _People, today: 
             updated_at = created_at + dt.timedelta(seconds=rng.randrange(min(slack, 30 * 86400)))
         rows.reports.append({
             "id": report_id,
-            "receipt_code": _unique(lambda: _receipt_code(rng), receipts),
+            # From the CSPRNG, not the seeded stream: the public default seed must not
+            # reproduce the demo's codes.
+            "receipt_code": _unique(new_receipt_code, receipts),
             "category": category,
             "text": rng.choice(_REPORT_TEXTS[category]).format(
                 addr=_neighbourhood(rt), job=rng.choice(_JOBS)),
             "reporter_contact": contact,
-            "submitted_by": submitted_by,
+            **submitter,
             "status": status,
             "foreigner_id": foreigner_id,
             "assigned_officer_id": None if status == "received" else rng.choice(officers),
@@ -855,31 +891,37 @@ def _build_reports(rng: random.Random, tree: _AreaTree, people: _People, today: 
         })
 
 
-def _receipt_code(rng: random.Random) -> str:
-    def block() -> str:
-        return "".join(rng.choices(_RECEIPT_ALPHABET, k=4))
-
-    return f"SSD-{block()}-{block()}"
-
-
 def _phone(rng: random.Random) -> str:
     return f"+62 812-{rng.randint(0, 9999):04d}-{rng.randint(0, 9999):04d}"
 
 
-def _reporter(rng: random.Random, rt: _Rt) -> tuple[str | None, str | None]:
-    """(submitted_by, reporter_contact): the public (often anonymous), RT heads, districts."""
-    roll = rng.random()
-    if roll < 0.20:
-        return f"dev:{rt.code}:-", _phone(rng)
-    if roll < 0.30:
-        return f"dev:{rt.kecamatan.code}:-", None
-    contact_roll = rng.random()
-    if contact_roll < 0.40:
-        return None, None
-    if contact_roll < 0.75:
-        return None, _phone(rng)
-    user = f"{rng.choice(_ID_MALE + _ID_FEMALE).lower()}{rng.randint(1, 999)}"
-    return None, f"{user}@{rng.choice(('gmail.com', 'yahoo.co.id', 'outlook.com'))}"
+_ANONYMOUS: dict[str, str | None] = {
+    "submitter_issuer": None, "submitter_role": None, "submitted_by": None}
+
+
+@dataclass(frozen=True)
+class _Reporters:
+    submitters: tuple[Submitter, ...]
+    issuer: str
+
+    def draw(self, rng: random.Random, rt: _Rt) -> tuple[dict[str, str | None], str | None]:
+        """(submitter columns, reporter_contact): a policy-named submitter (the first
+        with a phone number) or the public (often anonymous)."""
+        roll, threshold = rng.random(), 0.0
+        for n, submitter in enumerate(self.submitters):
+            threshold += submitter.share / 100
+            if roll < threshold:
+                area = located_codes(rt.code)[f"{submitter.level}_code"]
+                columns = {"submitter_issuer": self.issuer, "submitter_role": submitter.role,
+                           "submitted_by": dev_subject(submitter.role, area, None)}
+                return columns, _phone(rng) if n == 0 else None
+        contact_roll = rng.random()
+        if contact_roll < 0.40:
+            return _ANONYMOUS, None
+        if contact_roll < 0.75:
+            return _ANONYMOUS, _phone(rng)
+        user = f"{rng.choice(_ID_MALE + _ID_FEMALE).lower()}{rng.randint(1, 999)}"
+        return _ANONYMOUS, f"{user}@{rng.choice(('gmail.com', 'yahoo.co.id', 'outlook.com'))}"
 
 
 # --------------------------------------------------------------------------- activities

@@ -280,7 +280,7 @@ class Mutation:
             area_code=area_code,
             reporter_contact=contact,
             foreigner_id=foreigner_id,
-            submitted_by=info.context.principal.subject,
+            submitter=info.context.principal,
         )
         return ReportReceipt(receipt_code=receipt["receipt_code"], status=receipt["status"])
 

@@ -30,6 +30,7 @@ from gateway.auth import (
     mint_dev_token,
 )
 from gateway.settings import Settings
+from policies import Policy
 from policies.principal import Principal
 
 ROLES = frozenset(
@@ -45,6 +46,10 @@ ROLES = frozenset(
     }
 )
 ANONYMOUS = "public"
+# What a token of each role must carry, as the shipped policy says (roles.polar).
+_POLICY = Policy()
+RULES: dict[str, Any] = {"jurisdictions": _POLICY.jurisdiction_levels,
+                         "officer_kinds": _POLICY.officer_kinds}
 SECRET = "test-secret-" + "x" * 48
 ISSUER = "sisada-test"
 AUDIENCE = "sisada"
@@ -100,7 +105,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def verifier(settings: Settings) -> TokenVerifier:
-    return TokenVerifier(settings, ROLES, ANONYMOUS)
+    return TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
 
 
 @pytest.fixture(scope="module")
@@ -121,25 +126,94 @@ def public_pem(rsa_key: rsa.RSAPrivateKey) -> str:
 
 
 def test_police_token_becomes_police_principal(verifier: TokenVerifier) -> None:
-    token = jwt.encode(claims(officer_id=42), SECRET, algorithm="HS256")
+    token = jwt.encode(claims(), SECRET, algorithm="HS256")
 
     assert verifier.verify(bearer(token)) == Principal(
-        role="police", area=SETIABUDI, officer_id=42, subject="officer-7"
+        role="police", area=SETIABUDI, subject="officer-7", issuer=ISSUER
     )
 
 
-def test_immigration_officer_without_area_or_subject(verifier: TokenVerifier) -> None:
-    token = jwt.encode(
-        claims(role="immigration_officer", area=None, sub=None), SECRET, algorithm="HS256"
-    )
+def test_immigration_officer_without_subject(verifier: TokenVerifier) -> None:
+    token = jwt.encode(claims(role="immigration_officer", area="31.74", sub=None,
+                              officer_id=1), SECRET, algorithm="HS256")
 
-    assert verifier.verify(bearer(token)) == Principal(role="immigration_officer")
+    assert verifier.verify(bearer(token)) == Principal(
+        role="immigration_officer", area="31.74", officer_id=1, issuer=ISSUER)
 
 
 def test_officer_id_may_be_a_numeric_string(verifier: TokenVerifier) -> None:
-    token = jwt.encode(claims(officer_id="1234"), SECRET, algorithm="HS256")
+    token = jwt.encode(claims(role="immigration_officer", area="31.74", officer_id="1234"),
+                       SECRET, algorithm="HS256")
 
     assert verifier.verify(bearer(token)).officer_id == 1234
+
+
+# --- what a token of each role must carry (policy: roles.polar) ---------------------------
+
+
+@pytest.mark.parametrize(("role", "area"), [
+    ("district", "31.74"), ("district", AN_RT_IN_SETIABUDI), ("neighbourhood", SETIABUDI),
+    ("neighbourhood", "31.74.02.1001"), ("police", AN_RT_IN_SETIABUDI),
+    ("immigration_supervisor", SETIABUDI), ("auditor", "31.74"),
+])
+def test_area_of_a_level_the_role_may_not_hold_is_rejected(
+    verifier: TokenVerifier, role: str, area: str
+) -> None:
+    officer = RULES["officer_kinds"].get(role) and 2
+    token = jwt.encode(claims(role=role, area=area, officer_id=officer), SECRET, "HS256")
+
+    assert rejection(verifier, bearer(token)) == "area not allowed for this role"
+
+
+@pytest.mark.parametrize("role", ["police", "district", "neighbourhood"])
+def test_token_without_the_area_its_role_needs_is_rejected(
+    verifier: TokenVerifier, role: str
+) -> None:
+    token = jwt.encode(claims(role=role, area=None), SECRET, "HS256")
+
+    assert rejection(verifier, bearer(token)) == "token lacks an area"
+
+
+def test_officer_id_on_a_role_without_officers_is_rejected(verifier: TokenVerifier) -> None:
+    token = jwt.encode(claims(officer_id=42), SECRET, algorithm="HS256")
+
+    assert rejection(verifier, bearer(token)) == "officer_id not allowed for this role"
+
+
+def test_officer_role_without_an_officer_id_is_rejected(verifier: TokenVerifier) -> None:
+    token = jwt.encode(claims(role="immigration_officer", area="31.74"), SECRET, "HS256")
+
+    assert rejection(verifier, bearer(token)) == "token lacks an officer_id"
+
+
+def test_token_living_longer_than_the_maximum_is_rejected(tmp_path: Path) -> None:
+    verifier = TokenVerifier(settings_for(tmp_path, max_token_lifetime_seconds=3600),
+                             ROLES, ANONYMOUS, **RULES)
+    now = int(time.time())
+    from_iat = jwt.encode(claims(iat=now - 60, exp=now + 3600), SECRET, "HS256")
+    without_iat = jwt.encode(claims(iat=None, exp=now + 7200), SECRET, "HS256")
+    within = jwt.encode(claims(iat=now, exp=now + 3600), SECRET, "HS256")
+
+    assert rejection(verifier, bearer(from_iat)) == "token lifetime too long"
+    assert rejection(verifier, bearer(without_iat)) == "token lifetime too long"
+    assert verifier.verify(bearer(within)).role == "police"
+
+
+def test_leeway_is_a_setting(tmp_path: Path) -> None:
+    expired = jwt.encode(claims(exp=int(time.time()) - 100), SECRET, "HS256")
+    strict = TokenVerifier(settings_for(tmp_path), ROLES, ANONYMOUS, **RULES)
+    lenient = TokenVerifier(settings_for(tmp_path, jwt_leeway_seconds=120), ROLES, ANONYMOUS,
+                            **RULES)
+
+    assert rejection(strict, bearer(expired)) == "token expired"
+    assert lenient.verify(bearer(expired)).role == "police"
+
+
+@pytest.mark.parametrize("subject", ["", "s" * 256])
+def test_empty_or_over_long_subject_is_rejected(verifier: TokenVerifier, subject: str) -> None:
+    token = jwt.encode(claims(sub=subject), SECRET, "HS256")
+
+    assert rejection(verifier, bearer(token)) == "malformed subject"
 
 
 @pytest.mark.parametrize("officer_id", ["12a", "", " 12", "12\n", -1, 1.5, True, [1]])
@@ -245,7 +319,7 @@ def test_unsigned_alg_none_token_is_rejected(verifier: TokenVerifier) -> None:
 
 def test_alg_none_is_refused_even_when_configured(tmp_path: Path) -> None:
     verifier = TokenVerifier(
-        settings_for(tmp_path, jwt_algorithms=["none", "HS256"]), ROLES, ANONYMOUS
+        settings_for(tmp_path, jwt_algorithms=["none", "HS256"]), ROLES, ANONYMOUS, **RULES
     )
     token = jwt.encode(claims(), None, algorithm="none")
 
@@ -271,7 +345,8 @@ def test_token_claiming_the_anonymous_role_is_rejected(verifier: TokenVerifier) 
 
 
 def test_roles_come_from_the_policy_not_the_verifier(settings: Settings) -> None:
-    verifier = TokenVerifier(settings, frozenset({"ranger", "visitor"}), "visitor")
+    verifier = TokenVerifier(settings, frozenset({"ranger", "visitor"}), "visitor",
+                             jurisdictions={"ranger": frozenset({"kecamatan"})})
     ranger = jwt.encode(claims(role="ranger"), SECRET, algorithm="HS256")
     police = jwt.encode(claims(role="police"), SECRET, algorithm="HS256")
 
@@ -302,7 +377,7 @@ def test_rs256_token_verified_with_public_key(
     settings = settings_for(
         tmp_path, jwt_secret=None, jwt_public_key=public_pem, jwt_algorithms=["RS256"]
     )
-    verifier = TokenVerifier(settings, ROLES, ANONYMOUS)
+    verifier = TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
     token = jwt.encode(claims(role="district"), rsa_key, algorithm="RS256")
 
     assert verifier.verify(bearer(token)).role == "district"
@@ -316,7 +391,8 @@ def test_public_key_with_escaped_newlines_from_env(
     settings = settings_for(tmp_path, jwt_public_key=escaped, jwt_algorithms=["RS256"])
     token = jwt.encode(claims(), rsa_key, algorithm="RS256")
 
-    assert TokenVerifier(settings, ROLES, ANONYMOUS).verify(bearer(token)).role == "police"
+    verifier = TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
+    assert verifier.verify(bearer(token)).role == "police"
 
 
 def test_rs256_token_from_another_key_is_rejected(tmp_path: Path, public_pem: str) -> None:
@@ -324,7 +400,7 @@ def test_rs256_token_from_another_key_is_rejected(tmp_path: Path, public_pem: st
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(claims(), other_key, algorithm="RS256")
 
-    verifier = TokenVerifier(settings, ROLES, ANONYMOUS)
+    verifier = TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
 
     assert rejection(verifier, bearer(token)) == "invalid token signature"
 
@@ -347,7 +423,7 @@ def test_hs256_token_signed_with_the_public_key_is_rejected(
     settings = settings_for(tmp_path, jwt_public_key=public_pem, jwt_algorithms=["RS256"])
     forged = _hs256_signed_with(public_pem.encode(), claims(role="immigration_supervisor"))
 
-    verifier = TokenVerifier(settings, ROLES, ANONYMOUS)
+    verifier = TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
 
     assert rejection(verifier, bearer(forged)) == "token algorithm not accepted"
 
@@ -356,7 +432,7 @@ def test_algorithm_confusion_refused_even_if_hs256_is_configured_beside_rs256(
     tmp_path: Path, rsa_key: rsa.RSAPrivateKey, public_pem: str
 ) -> None:
     settings = settings_for(tmp_path, jwt_public_key=public_pem, jwt_algorithms=["HS256", "RS256"])
-    verifier = TokenVerifier(settings, ROLES, ANONYMOUS)
+    verifier = TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
     forged = _hs256_signed_with(public_pem.encode(), claims(role="immigration_supervisor"))
     genuine = jwt.encode(claims(), rsa_key, algorithm="RS256")
 
@@ -370,12 +446,13 @@ def test_public_key_with_only_hmac_algorithms_is_a_config_error(
     settings = settings_for(tmp_path, jwt_public_key=public_pem, jwt_algorithms=["HS256"])
 
     with pytest.raises(AuthConfigError):
-        TokenVerifier(settings, ROLES, ANONYMOUS)
+        TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
 
 
 def test_unknown_algorithm_name_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(AuthConfigError):
-        TokenVerifier(settings_for(tmp_path, jwt_algorithms=["HS999"]), ROLES, ANONYMOUS)
+        TokenVerifier(settings_for(tmp_path, jwt_algorithms=["HS999"]), ROLES, ANONYMOUS,
+                      **RULES)
 
 
 # --- JWKS ---------------------------------------------------------------------------------
@@ -428,7 +505,7 @@ def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
 
 def _jwks_verifier(tmp_path: Path, url: str) -> TokenVerifier:
     settings = settings_for(tmp_path, jwt_secret=None, jwks_url=url, jwt_algorithms=["RS256"])
-    return TokenVerifier(settings, ROLES, ANONYMOUS)
+    return TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
 
 
 def test_jwks_key_is_found_by_kid(
@@ -439,7 +516,8 @@ def test_jwks_key_is_found_by_kid(
     verifier = _jwks_verifier(tmp_path, jwks_server.url)
     token = jwt.encode(claims(role="auditor", area=None), rsa_key, "RS256", {"kid": "current"})
 
-    assert verifier.verify(bearer(token)) == Principal(role="auditor", subject="officer-7")
+    assert verifier.verify(bearer(token)) == Principal(role="auditor", subject="officer-7",
+                                                       issuer=ISSUER)
     assert verifier.verify(bearer(token)).role == "auditor"
     assert jwks_server.requests == 1  # the key is cached
 
@@ -556,15 +634,16 @@ def test_dev_secret_reads_an_existing_key_file(tmp_path: Path) -> None:
 
 def test_cli_token_is_accepted_by_a_server_in_the_same_directory(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, jwt_secret=None)
-    token = mint_dev_token(settings, "neighbourhood", area=AN_RT_IN_SETIABUDI, officer_id=3)
+    token = mint_dev_token(settings, "neighbourhood", area=AN_RT_IN_SETIABUDI)
 
-    server = TokenVerifier(settings_for(tmp_path, jwt_secret=None), ROLES, ANONYMOUS)
+    server = TokenVerifier(settings_for(tmp_path, jwt_secret=None), ROLES, ANONYMOUS,
+                           **RULES)
 
     assert server.verify(bearer(token)) == Principal(
         role="neighbourhood",
         area=AN_RT_IN_SETIABUDI,
-        officer_id=3,
-        subject=f"dev:{AN_RT_IN_SETIABUDI}:3",
+        subject=f"dev:neighbourhood:{AN_RT_IN_SETIABUDI}:-",
+        issuer=ISSUER,
     )
 
 
@@ -575,7 +654,7 @@ def test_minted_token_carries_standard_claims(settings: Settings) -> None:
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     assert payload["iss"] == ISSUER
     assert payload["role"] == "immigration_officer"
-    assert payload["sub"] == "dev:immigration_officer:-"
+    assert payload["sub"] == "dev:immigration_officer:-:-"
     assert payload["exp"] - payload["iat"] == 120
     assert payload["nbf"] == payload["iat"]
     assert "area" not in payload and "officer_id" not in payload

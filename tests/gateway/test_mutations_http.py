@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.auth import mint_dev_token
 from resolvers.models import OfficerActivity, Report
 
-RECEIPT = re.compile(r"SSD-[A-Z0-9]{4}-[A-Z0-9]{4}")
+RECEIPT = re.compile(r"SSD(-[A-HJ-NP-Z2-9]{4}){4}")  # 16 symbols of 32: 80 bits
 
 SUBMIT = """
 mutation Submit($input: SubmitReportInput!) {
@@ -148,6 +148,7 @@ def test_report_status_by_receipt_code_only_as_public(deployment: Deployment) ->
     assert set(status) == {"receiptCode", "status", "updatedAt"}
     assert status["receiptCode"] == code
     assert status["status"] == "received"
+    assert status["updatedAt"] is None  # not status: when the office last worked on it
     assert text.encode() not in response.content
     assert b"reporter@example.org" not in response.content
     assert deployment.facts.busiest_setiabudi_rt.encode() not in response.content

@@ -28,7 +28,7 @@ from jwt.algorithms import RSAAlgorithm
 from jwt.utils import base64url_decode, base64url_encode
 
 from gateway.app import create_app
-from gateway.auth import LEEWAY_SECONDS, MAX_TOKEN_LENGTH
+from gateway.auth import MAX_TOKEN_LENGTH
 
 ME = "{ me { role area officerId } }"
 KID = "sisada-current"
@@ -158,14 +158,15 @@ def test_token_with_one_payload_byte_changed_is_refused(deployment: Deployment) 
 
 def test_expired_token_is_refused(deployment: Deployment) -> None:
     now = int(time.time())
-    expired_at = now - LEEWAY_SECONDS - 60
+    expired_at = now - deployment.settings.jwt_leeway_seconds - 60
     token = hs256(claims(deployment, iat=expired_at - 600, nbf=expired_at - 600, exp=expired_at))
 
     assert_unauthenticated(send_token(deployment, token), "token expired", token)
 
 
 def test_token_not_yet_valid_beyond_the_leeway_is_refused(deployment: Deployment) -> None:
-    token = hs256(claims(deployment, nbf=int(time.time()) + LEEWAY_SECONDS + 600))
+    leeway = deployment.settings.jwt_leeway_seconds
+    token = hs256(claims(deployment, nbf=int(time.time()) + leeway + 600))
 
     assert_unauthenticated(send_token(deployment, token), "token not yet valid", token)
 

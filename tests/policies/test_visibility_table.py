@@ -106,6 +106,10 @@ VISIBILITY: list[tuple[str, str, tuple[bool, ...]]] = [
     ("Query", "activities",                    (Y, Y, Y, Y, n, n, n, n)),
     ("Query", "areas",                         (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("Query", "reportStatus",                  (Y, Y, Y, Y, Y, Y, Y, Y)),
+    # Whoever holds a receipt code reads the status, and only the status (issue 8 §3):
+    # when the office last worked on the report is not status.
+    ("ReportStatus", "status",                 (Y, Y, Y, Y, Y, Y, Y, Y)),
+    ("ReportStatus", "updatedAt",              (Y, Y, n, n, n, n, n, n)),
     ("Query", "me",                            (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("Mutation", "submitReport",               (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("Mutation", "updateReport",               (n, Y, n, n, n, n, n, n)),
@@ -126,6 +130,9 @@ ROWS: list[tuple[str, str, tuple[bool, ...]]] = [
     ("Report",    "in Setiabudi, by someone else",          (Y, Y, Y, Y, n, n, n, n)),
     ("Report",    "in Tebet, by the district official",     (Y, Y, n, n, Y, n, n, n)),
     ("Report",    "in Tebet, by the RT head",               (Y, Y, n, n, n, Y, n, n)),
+    # "Own" is the same issuer, role and subject (issue 8 §3).
+    ("Report",    "in Tebet, by the same subject as police", (Y, Y, n, n, n, n, n, n)),
+    ("Report",    "in Tebet, by the same subject elsewhere", (Y, Y, n, n, n, n, n, n)),
     ("Activity",  "officer 1's check in Setiabudi",         (Y, Y, n, n, n, n, n, n)),
     ("Activity",  "officer 3's check in Setiabudi",         (n, Y, n, n, n, n, n, n)),
     ("Activity",  "joint operation in Setiabudi",           (n, Y, Y, Y, n, n, n, n)),
@@ -144,15 +151,18 @@ FIELD_ROWS = [
 SETIABUDI, TEBET, CITY = "31.74.02", "31.74.01", "31.74"
 RT = "31.74.02.1001.01.001"
 TEBET_RT, OTHER_CITY_RT = "31.74.01.1001.01.001", "31.71.01.1001.01.001"
+ISSUER, OTHER_ISSUER = "sisada-dev", "another-idp"
 ACTORS = {
-    "immigration_officer": Principal("immigration_officer", CITY, 1, "dev:31.74:1"),
-    "immigration_supervisor": Principal("immigration_supervisor", CITY, 2, "dev:31.74:2"),
-    "police": Principal("police", SETIABUDI, None, "dev:polsek"),
-    "military": Principal("military", SETIABUDI, None, "dev:koramil"),
-    "district": Principal("district", SETIABUDI, None, "dev:district"),
-    "neighbourhood": Principal("neighbourhood", RT, None, "dev:rt-head"),
+    "immigration_officer": Principal("immigration_officer", CITY, 1, "dev:31.74:1",
+                                     issuer=ISSUER),
+    "immigration_supervisor": Principal("immigration_supervisor", CITY, 2, "dev:31.74:2",
+                                        issuer=ISSUER),
+    "police": Principal("police", SETIABUDI, None, "dev:polsek", issuer=ISSUER),
+    "military": Principal("military", SETIABUDI, None, "dev:koramil", issuer=ISSUER),
+    "district": Principal("district", SETIABUDI, None, "dev:district", issuer=ISSUER),
+    "neighbourhood": Principal("neighbourhood", RT, None, "dev:rt-head", issuer=ISSUER),
     "public": Principal("public"),
-    "auditor": Principal("auditor", None, None, "dev:auditor"),
+    "auditor": Principal("auditor", None, None, "dev:auditor", issuer=ISSUER),
 }
 RECORDS: dict[str, object] = {
     "living in Setiabudi": Foreigner(id=1, **located_codes(RT)),
@@ -165,10 +175,19 @@ RECORDS: dict[str, object] = {
     "the city": Area(code=CITY, level="city", **located_codes(CITY)),
     "in Setiabudi, by someone else": Report(id=1, submitted_by="dev:someone",
                                             **located_codes(RT)),
-    "in Tebet, by the district official": Report(id=2, submitted_by="dev:district",
-                                                 **located_codes(TEBET_RT)),
-    "in Tebet, by the RT head": Report(id=3, submitted_by="dev:rt-head",
-                                       **located_codes(TEBET_RT)),
+    "in Tebet, by the district official": Report(
+        id=2, submitter_issuer=ISSUER, submitter_role="district", submitted_by="dev:district",
+        **located_codes(TEBET_RT)),
+    "in Tebet, by the RT head": Report(
+        id=3, submitter_issuer=ISSUER, submitter_role="neighbourhood",
+        submitted_by="dev:rt-head", **located_codes(TEBET_RT)),
+    # The district official's and the RT head's subject, but another role or issuer.
+    "in Tebet, by the same subject as police": Report(
+        id=4, submitter_issuer=ISSUER, submitter_role="police", submitted_by="dev:district",
+        **located_codes(TEBET_RT)),
+    "in Tebet, by the same subject elsewhere": Report(
+        id=5, submitter_issuer=OTHER_ISSUER, submitter_role="neighbourhood",
+        submitted_by="dev:rt-head", **located_codes(TEBET_RT)),
     "officer 1's check in Setiabudi": Activity(id=1, officer_id=1, **located_codes(RT)),
     "officer 3's check in Setiabudi": Activity(id=2, officer_id=3, **located_codes(RT)),
     "joint operation in Setiabudi": Activity(id=3, officer_id=3, joint_operation=True,
@@ -246,3 +265,37 @@ def test_no_role_outside_immigration_reads_any_identity_field(policy: Policy, ro
         assert readable == set(identity)
     else:
         assert readable == set()
+
+
+# Jurisdiction levels a token of each role may carry (issue 8 §3): any other area, or an
+# area where none belongs, is a 401. `None` is a token without an area.
+# (role):                  city kecamatan kelurahan rw rt none
+LEVEL_COLUMNS = ("city", "kecamatan", "kelurahan", "rw", "rt", None)
+# fmt: off
+JURISDICTIONS: dict[str, tuple[bool, ...]] = {
+    "immigration_officer":    (Y, n, n, n, n, n),
+    "immigration_supervisor": (Y, n, n, n, n, n),
+    "police":                 (Y, Y, n, n, n, n),
+    "military":               (Y, Y, n, n, n, n),
+    "district":               (n, Y, n, n, n, n),
+    "neighbourhood":          (n, n, n, Y, Y, n),
+    "auditor":                (n, n, n, n, n, Y),
+}
+# fmt: on
+# The kind of officer a token of each role must name in `officer_id`; others name none.
+OFFICER_KINDS = {"immigration_officer": "field", "immigration_supervisor": "supervisor"}
+
+
+@pytest.mark.parametrize("role", sorted(JURISDICTIONS))
+def test_jurisdiction_levels_a_token_may_carry_as(policy: Policy, role: str) -> None:
+    levels = policy.jurisdiction_levels.get(role)
+    allowed = tuple((level in levels) if levels else level is None for level in LEVEL_COLUMNS)
+    assert allowed == JURISDICTIONS[role]
+
+
+def test_every_role_with_a_token_has_a_jurisdiction_row(policy: Policy) -> None:
+    assert set(JURISDICTIONS) == policy.roles - {policy.anonymous_role}
+
+
+def test_officer_kind_each_role_must_name(policy: Policy) -> None:
+    assert policy.officer_kinds == OFFICER_KINDS
