@@ -677,3 +677,42 @@ def test_expired_minted_token_is_rejected(settings: Settings, verifier: TokenVer
 def test_minting_with_malformed_area_is_refused(settings: Settings) -> None:
     with pytest.raises(ValueError):
         mint_dev_token(settings, "police", area="Setiabudi")
+
+
+# --- the officer a token names (OfficerDirectory) ----------------------------------------
+
+
+def test_officer_directory_asks_the_table_once_per_ttl() -> None:
+    import asyncio
+
+    from gateway.auth import OfficerDirectory
+
+    asked: list[int] = []
+
+    async def lookup(officer_id: int) -> str | None:
+        asked.append(officer_id)
+        return {1: "field", 2: "supervisor"}.get(officer_id)
+
+    async def scenario() -> list[str | None]:
+        cached = OfficerDirectory(lookup, ttl_seconds=60)
+        kinds = [await cached.kind_of(1), await cached.kind_of(1), await cached.kind_of(99),
+                 await cached.kind_of(99)]
+        fresh = OfficerDirectory(lookup, ttl_seconds=0)
+        kinds += [await fresh.kind_of(2), await fresh.kind_of(2)]
+        return kinds
+
+    assert asyncio.run(scenario()) == ["field", "field", None, None, "supervisor", "supervisor"]
+    assert asked == [1, 99, 2, 2]
+
+
+def test_officer_directory_down_is_unavailable_not_unknown() -> None:
+    import asyncio
+
+    from gateway.auth import OfficerDirectory
+    from resolvers.db import DatabaseUnavailableError
+
+    async def lookup(_officer_id: int) -> str | None:
+        raise DatabaseUnavailableError()
+
+    with pytest.raises(AuthUnavailableError):
+        asyncio.run(OfficerDirectory(lookup, ttl_seconds=60).kind_of(1))

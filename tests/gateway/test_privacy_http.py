@@ -319,7 +319,7 @@ def test_own_submitted_reports_only_as_district(deployment: Deployment) -> None:
                    if r["submitted_by"] and r["submitted_by"].count(".") == 2]
     assert by_district
     subject = by_district[0]["submitted_by"]
-    kecamatan = subject.split(":")[1]
+    kecamatan = subject.split(":")[2]  # dev:ROLE:AREA:OFFICER
     expected = {r["id"] for r in deployment.facts.reports if r["submitted_by"] == subject}
     token = deployment.token_for("district", kecamatan)
     body = deployment.post("{ reports(first: 1000) { nodes { id } } }", token=token).json()
@@ -332,7 +332,7 @@ def test_own_submitted_reports_only_as_rt_head(deployment: Deployment) -> None:
     assert by_rt_head
     subject = by_rt_head[0]["submitted_by"]
     expected = {r["id"] for r in deployment.facts.reports if r["submitted_by"] == subject}
-    token = deployment.token_for("neighbourhood", subject.split(":")[1])
+    token = deployment.token_for("neighbourhood", subject.split(":")[2])
     body = deployment.post(REPORTS, token=token).json()
     nodes = body["data"]["reports"]["nodes"]
     seeded = {r["id"] for r in deployment.facts.reports}

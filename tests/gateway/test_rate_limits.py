@@ -1,5 +1,6 @@
-"""Rate limits over real HTTP: per client IP, per principal, and hardest on the public
-report submission; in memory by default, shared through Redis between replicas.
+"""Rate limits over real HTTP: per client IP, per principal, counted by root field, and
+hardest on receipt-code look-ups and the public report submission; in memory by default,
+shared through Redis between replicas.
 
 Each test starts its own gateway with low limits over one small seeded SQLite database.
 Client IPs are told apart with X-Forwarded-For, which uvicorn trusts from 127.0.0.1 (its
@@ -100,7 +101,8 @@ class Gateway:
 @contextmanager
 def gateway(seeded: Seeded, tmp: Path, **overrides: Any) -> Iterator[Gateway]:
     values = {"rate_limits_enabled": True, "rate_limit_per_ip": HIGH,
-              "rate_limit_per_principal": HIGH, "rate_limit_submit_report": HIGH, **overrides}
+              "rate_limit_per_principal": HIGH, "rate_limit_submit_report": HIGH,
+              "rate_limit_report_status": HIGH, **overrides}
     settings = make_settings(seeded.url, tmp, **values)
     with ServerThread(create_app(settings)) as base_url, httpx.Client(timeout=30) as client:
         yield Gateway(base_url, settings, client, seeded.rt_code)
@@ -228,6 +230,89 @@ def test_the_name_in_a_string_or_comment_is_no_submission_as_public(
             assert response.status_code == 200, response.text
 
 
+# -- what an attacker guesses with: root fields, and receipt-code look-ups (issue 8 §3) ----
+
+
+def status_lookups(aliases: int) -> str:
+    fields = " ".join(f'g{n}: reportStatus(receiptCode: "SSD-AAAA-AAAA-AAAA-{n:04d}") '
+                      "{ status }" for n in range(aliases))
+    return "{ " + fields + " }"
+
+
+def test_aliased_root_fields_count_each_against_the_per_ip_limit_as_public(
+        seeded: Seeded, tmp_path: Path) -> None:
+    aliased = "{ " + " ".join(f"m{n}: me {{ role }}" for n in range(5)) + " }"
+    with gateway(seeded, tmp_path, rate_limit_per_ip="6/minute") as gw:
+        assert_served(gw.post({"query": aliased}, "10.0.10.1"))
+        assert_served(gw.query("10.0.10.1"))
+        assert_rate_limited(gw.query("10.0.10.1"))
+        assert_served(gw.query("10.0.10.2"))
+
+
+def test_root_fields_of_a_batch_count_against_the_principal_as_police(
+        seeded: Seeded, tmp_path: Path) -> None:
+    two = "{ a: me { role } b: me { role } }"
+    with gateway(seeded, tmp_path, rate_limit_per_principal="5/minute") as gw:
+        token = gw.token("rate-limit-batch")
+        assert_served(gw.post({"query": two}, "10.0.11.1", token))
+        response = gw.post([{"query": two}, {"query": two}], "10.0.11.2", token)
+        assert_rate_limited(response)
+
+
+def test_the_flood_of_the_finding_is_refused_by_default_as_public(
+        seeded: Seeded, tmp_path: Path) -> None:
+    # 10 operations of 30 `reportStatus` aliases: 300 guesses in one request, which the
+    # old limiter counted as 10. The shipped defaults refuse it outright.
+    defaults = Settings()
+    batch = [{"query": status_lookups(30)}] * 10
+    with gateway(seeded, tmp_path, rate_limit_per_ip=defaults.rate_limit_per_ip,
+                 rate_limit_report_status=defaults.rate_limit_report_status) as gw:
+        response = gw.post(batch, "10.0.12.1")
+        assert_rate_limited(response, window_seconds=86_400)  # beyond the hourly limit too
+        assert b"SSD-" not in response.content
+        assert_served(gw.post({"query": status_lookups(1)}, "10.0.12.1"))
+
+
+def test_report_status_lookups_are_limited_per_ip_as_public(
+        seeded: Seeded, tmp_path: Path) -> None:
+    with gateway(seeded, tmp_path, rate_limit_report_status="3/minute") as gw:
+        for _ in range(3):
+            assert_served(gw.post({"query": status_lookups(1)}, "10.0.13.1"))
+        response = gw.post({"query": status_lookups(1)}, "10.0.13.1")
+        assert_rate_limited(response)
+        assert response.json()["errors"][0]["message"] == "too many report status look-ups"
+        assert_served(gw.post({"query": status_lookups(1)}, "10.0.13.2"))
+        assert_served(gw.query("10.0.13.1"))  # other queries still pass
+
+
+def test_aliased_and_fragment_lookups_count_one_each_as_public(
+        seeded: Seeded, tmp_path: Path) -> None:
+    via_fragment = """{ ...F ... on Query { b: reportStatus(receiptCode: "x") { status } } }
+    fragment F on Query { a: reportStatus(receiptCode: "y") { status } }"""
+    with gateway(seeded, tmp_path, rate_limit_report_status="3/minute") as gw:
+        assert_served(gw.post({"query": via_fragment}, "10.0.14.1"))
+        assert_rate_limited(gw.post({"query": via_fragment}, "10.0.14.1"))
+        assert_rate_limited(gw.post({"query": status_lookups(4)}, "10.0.14.2"))
+
+
+def test_report_status_lookups_count_per_ip_with_a_token_too_as_police(
+        seeded: Seeded, tmp_path: Path) -> None:
+    with gateway(seeded, tmp_path, rate_limit_report_status="2/minute") as gw:
+        one, two = gw.token("rate-limit-lookups-1"), gw.token("rate-limit-lookups-2")
+        assert_served(gw.post({"query": status_lookups(1)}, "10.0.15.1", one))
+        assert_served(gw.post({"query": status_lookups(1)}, "10.0.15.1", two))
+        assert_rate_limited(gw.post({"query": status_lookups(1)}, "10.0.15.1", one))
+
+
+def test_report_status_over_get_is_counted_as_public(seeded: Seeded, tmp_path: Path) -> None:
+    with gateway(seeded, tmp_path, rate_limit_report_status="2/minute") as gw:
+        url = f"{gw.base_url}/graphql"
+        headers = {"x-forwarded-for": "10.0.16.1"}
+        params = {"query": status_lookups(2)}
+        assert gw.client.get(url, params=params, headers=headers).status_code == 200
+        assert_rate_limited(gw.client.get(url, params=params, headers=headers))
+
+
 def test_limits_can_be_switched_off(seeded: Seeded, tmp_path: Path) -> None:
     with gateway(seeded, tmp_path, rate_limits_enabled=False,
                  rate_limit_per_ip="1/minute") as gw:
@@ -311,6 +396,10 @@ def test_redis_down_fails_open_for_queries_and_closed_for_reports(
         assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["UNAVAILABLE"]
         assert int(response.headers["retry-after"]) > 0
         assert reports_with_text(seeded, text) == 0
+        # ...and so are receipt-code look-ups: guessing is what a flood would do.
+        lookup = gw.post({"query": status_lookups(1)}, "10.2.0.1")
+        assert lookup.status_code == 503, lookup.text
+        assert [e["extensions"]["code"] for e in lookup.json()["errors"]] == ["UNAVAILABLE"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("rate_limit.storage_unavailable" in message for message in warnings), warnings
     assert not any(nobody_listens in message for message in warnings)

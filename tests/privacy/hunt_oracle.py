@@ -131,13 +131,15 @@ class Persona:
     role: str
     area: str | None
     subject: str | None
+    issuer: str | None = None
 
     @classmethod
     def from_token(cls, name: str, token: str | None) -> Persona:
         if token is None:
             return cls(name, "public", None, None)
         claims = jwt.decode(token, options={"verify_signature": False})
-        return cls(name, claims["role"], claims.get("area"), claims.get("sub"))
+        return cls(name, claims["role"], claims.get("area"), claims.get("sub"),
+                   claims.get("iss"))
 
     @property
     def foreign_office(self) -> bool:
@@ -166,7 +168,9 @@ class Scope:
         else:
             own = role in ("district", "neighbourhood") and persona.subject
             self.reports = {rid for rid, r in world.reports.items()
-                            if own and r["submitted_by"] == persona.subject}
+                            if own and r["submitted_by"] == persona.subject
+                            and r["submitter_role"] == role
+                            and r["submitter_issuer"] == persona.issuer}
             self.activities = set()
             self.officers = set()
         if (persona.name, "Activity") in KNOWN_LEAKS:
