@@ -25,6 +25,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
 from gateway.auth import AuthError, AuthUnavailableError, OfficerDirectory, TokenVerifier
+from gateway.cursors import cursor_key
 from gateway.http_guards import (
     HttpGuard,
     StrawberryHTTPException,
@@ -180,7 +181,7 @@ class AppState:
     ) -> None:
         self.settings = settings
         self.schema = build_schema(query_limits(settings), settings.max_batch_operations,
-                                   field_policy=field_policy)
+                                   field_policy=field_policy, cursor_key=cursor_key(settings))
         self.policy: LoadedPolicy = load_policy(Policy(settings.policy_dir), self.schema)
         self.engine = create_engine(settings.database_url)
         self.db = Database(self.engine)

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # "on" (development), "authenticated" (any verified token) or "off".
     introspection: Literal["on", "authenticated", "off"] = "on"
 
+    # Seals pagination cursors (gateway/cursors.py); replicas must share it. Unset: derived
+    # from the token secret (jwt_secret or the development key file).
+    cursor_secret: str | None = None
+
     # Browser origins allowed to call the API (CORS); empty means same-origin only.
     cors_allow_origins: list[str] = Field(default_factory=list)
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 LEVELS: tuple[str, ...] = ("city", "kecamatan", "kelurahan", "rw", "rt")
 
-_CODE = re.compile(r"^\d{2}\.\d{2}(\.\d{2}(\.\d{4}(\.\d{2}(\.\d{3})?)?)?)?$")
+# ASCII digits only: `\d` would take every script's digits, which no stored code has.
+_CODE = re.compile(r"[0-9]{2}\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4}(\.[0-9]{2}(\.[0-9]{3})?)?)?)?")
 
 
 class AreaCodeError(ValueError):
@@ -20,6 +22,15 @@ class AreaCodeError(ValueError):
 
 def is_area_code(code: str) -> bool:
     return bool(_CODE.fullmatch(code))
+
+
+def normalized_area_code(value: str) -> str:
+    """A code as a caller gave it, NFKC-normalised (fullwidth digits are ASCII digits);
+    `AreaCodeError` when the result is not of the hierarchical form."""
+    code = unicodedata.normalize("NFKC", value)
+    if not is_area_code(code):
+        raise AreaCodeError(code)
+    return code
 
 
 def level_of(code: str) -> str:

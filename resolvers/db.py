@@ -51,14 +51,16 @@ class DatabaseUnavailableError(RuntimeError):
 
 
 def create_engine(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> AsyncEngine:
+    # hide_parameters: a statement error names the SQL, never its bound values (a passport
+    # number searched for, a name), so the server log carries none of them.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # pool_pre_ping: connections that died in an outage are replaced on checkout, so the
     # gateway recovers by itself when the database returns.
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                               connect_args={"timeout": connect_timeout})
+                               connect_args={"timeout": connect_timeout}, hide_parameters=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

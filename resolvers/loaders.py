@@ -2,7 +2,9 @@
 so the number of statements of a query does not grow with the length of its lists.
 
 Loaders of scoped types apply the principal's scope condition: a reference to
-an out-of-scope row loads as None, exactly like a missing one.
+an out-of-scope row loads as None, exactly like a missing one. Id loaders send SQL only
+the keys an `Integer` column can hold (resolvers.ids): any other key is a missing row,
+and never an error that would fail every other load of its batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import func, select
 from policies.area_codes import AreaCodeError, level_of
 from policies.loader import LocationPrecision
 from resolvers.db import Database
+from resolvers.ids import row_ids
 from resolvers.models import (
     Area,
     Foreigner,
@@ -52,7 +55,10 @@ def _grouped(rows: Iterable[Any], key: str, keys: Sequence[Any]) -> list[list[An
 
 class ForeignerByIdLoader(_ScopedLoader):
     async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
-        rows = await self.db.all(foreigner_select().where(self.scope, Foreigner.id.in_(ids)))
+        held = row_ids(ids)
+        if not held:
+            return [None] * len(ids)
+        rows = await self.db.all(foreigner_select().where(self.scope, Foreigner.id.in_(held)))
         return _by_key(rows, "id", ids)
 
 
@@ -81,20 +87,30 @@ class _LocatedLoader(_ScopedLoader):
 
 class ReportByIdLoader(_LocatedLoader):
     async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
-        statement = report_select(self.precision).where(self.scope, Report.id.in_(ids))
-        return _by_key(await self.db.all(statement), "id", ids)
+        held = row_ids(ids)
+        if not held:
+            return [None] * len(ids)
+        statement = report_select(self.precision).where(self.scope, Report.id.in_(held))
+        rows = await self.db.all(statement)
+        return _by_key(rows, "id", ids)
 
 
 class ActivityByIdLoader(_LocatedLoader):
     async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
+        held = row_ids(ids)
+        if not held:
+            return [None] * len(ids)
         statement = activity_select(self.precision).where(self.scope,
-                                                          OfficerActivity.id.in_(ids))
+                                                          OfficerActivity.id.in_(held))
         return _by_key(await self.db.all(statement), "id", ids)
 
 
 class OfficerByIdLoader(_ScopedLoader):
     async def batch_load_fn(self, ids: Sequence[int]) -> list[Any]:
-        rows = await self.db.all(select(Officer).where(self.scope, Officer.id.in_(ids)))
+        held = row_ids(ids)
+        if not held:
+            return [None] * len(ids)
+        rows = await self.db.all(select(Officer).where(self.scope, Officer.id.in_(held)))
         return _by_key(rows, "id", ids)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from policies import Principal, RoleAccess
 from policies.area_codes import LEVELS, AreaCodeError, level_of
 from policies.row_filters import Claim, Comparison, RowFilter
+from resolvers.ids import holds_integer
 from resolvers.models import Area, Foreigner, Officer, OfficerActivity, Report, Residence
 
 Condition = ColumnElement[bool]
@@ -98,6 +99,9 @@ def _comparison(columns: dict[str, ColumnElement[object]], comparison: Compariso
     if isinstance(value, Claim):
         value = getattr(principal, value.name, None)
     if column is None or value is None:
+        return None
+    if isinstance(value, int) and not holds_integer(value):
+        # A number the column cannot hold: no row has it (PostgreSQL would refuse the query).
         return None
     if comparison.op == "eq":
         return column == value

@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 
-from schema.common import CountBucket, Ctx
+from schema.common import CountBucket, Ctx, area_code_argument
 
 
 @strawberry.federation.type(keys=["code"])
@@ -26,7 +26,8 @@ class Area:
 
     @classmethod
     async def resolve_reference(cls, info: Ctx, code: str, **_representation: Any) -> Area | None:
-        return await load_area(info, code)
+        # A code outside the grammar fails this representation alone, not its batch.
+        return await load_area(info, area_code_argument(code))
 
     @strawberry.field
     async def parent(self, info: Ctx) -> Area | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from enum import Enum
 from typing import Any
 
@@ -10,8 +12,11 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
-from resolvers.paging import Page
+from policies.area_codes import AreaCodeError, normalized_area_code
+from resolvers.ids import row_id
+from resolvers.paging import CursorError, CursorSeal, Page
 from schema.context import GraphQLContext
+from schema.errors import BadInputError
 
 Ctx = Info[GraphQLContext, None]
 
@@ -49,12 +54,38 @@ def _selects(selections: list[Selection], path: tuple[str, ...]) -> bool:
 
 @strawberry.type
 class PageInfo:
-    end_cursor: str | None
     has_next_page: bool | None
+    # The sort key of the last row, sealed only when the response carries it (below).
+    plain_end_cursor: strawberry.Private[str | None]
 
     @classmethod
     def of(cls, page: Page) -> PageInfo:
-        return cls(end_cursor=page.end_cursor, has_next_page=page.has_next_page)
+        return cls(plain_end_cursor=page.end_cursor, has_next_page=page.has_next_page)
+
+    @strawberry.field(description="Where the next page starts: opaque, pass it as `after`.")
+    def end_cursor(self, info: Ctx) -> str | None:
+        # Sealed: a NAME ordering's key is a name, which no caller may read off a cursor.
+        if self.plain_end_cursor is None:
+            return None
+        return cursor_seal(info).seal(self.plain_end_cursor)
+
+
+def cursor_seal(info: Ctx) -> CursorSeal:
+    """The schema's cursor key (build_schema); a schema without one cannot page."""
+    seal = getattr(info.schema, "cursor_seal", None)
+    if not isinstance(seal, CursorSeal):
+        raise TypeError("the schema has no cursor seal")
+    return seal
+
+
+def opened_cursor(info: Ctx, after: str | None) -> str | None:
+    """The plain cursor inside a sealed `after`; a cursor we did not seal is bad input."""
+    if after is None:
+        return None
+    try:
+        return cursor_seal(info).open(after)
+    except CursorError as exc:
+        raise BadInputError("invalid cursor") from exc
 
 
 @strawberry.type
@@ -63,12 +94,34 @@ class CountBucket:
     count: int | None
 
 
-def int_id(value: strawberry.ID | str) -> int:
-    """A numeric database id from a GraphQL ID; malformed ids are just missing rows."""
+def int_id(value: strawberry.ID | str | int) -> int | None:
+    """The database id a GraphQL ID names, or None: an id that is not a decimal number the
+    id column can hold (negative, huge, `"x1"`, `" 7"`) names no row, just like a missing one."""
+    return row_id(value if isinstance(value, int) else str(value))
+
+
+def area_code_argument(value: object, name: str = "code") -> str:
+    """An area code argument, NFKC-normalised; anything else is the caller's error."""
+    if not isinstance(value, str):
+        raise BadInputError(f"{name} is not an area code")
     try:
-        return int(str(value))
-    except ValueError:
-        return -1
+        return normalized_area_code(value)
+    except AreaCodeError as exc:
+        raise BadInputError(f"{name} is not an area code") from exc
+
+
+# Passport and permit numbers: ASCII letters and digits, hyphens inside, 3 to 32 long.
+_DOCUMENT_NUMBER = re.compile(r"[A-Z0-9][A-Z0-9-]{1,30}[A-Z0-9]")
+
+
+def document_number_argument(value: str, name: str = "documentNumber") -> str:
+    """A passport or permit number as stored: NFKC-normalised (fullwidth letters and digits
+    are ASCII ones), trimmed, upper case. Anything else is the caller's error, and the
+    message never repeats the value."""
+    number = unicodedata.normalize("NFKC", value).strip().upper()
+    if not _DOCUMENT_NUMBER.fullmatch(number):
+        raise BadInputError(f"{name} must be 3 to 32 letters, digits or inner hyphens")
+    return number
 
 
 AGE_BAND_DESCRIPTION = (

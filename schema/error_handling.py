@@ -9,11 +9,12 @@ log carries the same id with the original exception — never the client.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
@@ -46,15 +47,32 @@ def log_errors(errors: list[GraphQLError], _context: ExecutionContext | None = N
             error_id = uuid.uuid4().hex[:16]
             setattr(error, _ERROR_ID, error_id)
             log.warning("graphql.database_unavailable error_id=%s path=%s cause=%s", error_id,
-                        error.path, _cause(error.original_error))
+                        _loggable_path(error, _context), _cause(error.original_error))
         elif is_unexpected(error):
             error_id = uuid.uuid4().hex[:16]
             setattr(error, _ERROR_ID, error_id)
-            log.error("graphql.unexpected_error error_id=%s path=%s", error_id, error.path,
-                      exc_info=error.original_error)
+            log.error("graphql.unexpected_error error_id=%s path=%s", error_id,
+                      _loggable_path(error, _context), exc_info=error.original_error)
         else:
             code = (error.extensions or {}).get("code", _document_code(error))
-            log.info("graphql.error code=%s path=%s", code, error.path)
+            log.info("graphql.error code=%s path=%s", code, _loggable_path(error, _context))
+
+
+def _loggable_path(error: GraphQLError, context: ExecutionContext | None) -> list[Any] | None:
+    """The error's path with every alias replaced: an alias is the caller's free text (it
+    could be a passport number), so a path names only schema fields and list indices."""
+    if error.path is None:
+        return None
+    names = _field_names(context.schema._schema) if context is not None else frozenset()
+    return [p if isinstance(p, int) or p in names else "(alias)" for p in error.path]
+
+
+@functools.lru_cache(maxsize=8)
+def _field_names(schema: GraphQLSchema) -> frozenset[str]:
+    return frozenset(
+        name for graphql_type in schema.type_map.values()
+        if isinstance(graphql_type, GraphQLObjectType) for name in graphql_type.fields
+    )
 
 
 def _cause(error: BaseException | None) -> str:

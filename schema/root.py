@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Awaitable
 from typing import Any
 
@@ -14,9 +15,8 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from policies.area_codes import is_area_code
 from resolvers import commands, queries
-from resolvers.paging import CursorError, Page, PageSizeError, check_page_size
+from resolvers.paging import CursorError, CursorSeal, Page, PageSizeError, check_page_size
 from schema.activities import (
     Activity,
     ActivityConnection,
@@ -25,9 +25,18 @@ from schema.activities import (
     load_officer,
 )
 from schema.areas import Area, load_area
-from schema.common import Ctx, PageInfo, enum_value, int_id
+from schema.common import (
+    Ctx,
+    PageInfo,
+    area_code_argument,
+    document_number_argument,
+    enum_value,
+    int_id,
+    opened_cursor,
+)
 from schema.error_handling import ErrorMasking, log_errors
 from schema.errors import BadInputError, ForbiddenError, NotFoundError
+from schema.federation import ServiceExposure, checked_representations
 from schema.foreigners import (
     Foreigner,
     ForeignerCheck,
@@ -102,10 +111,13 @@ def _foreigner_filter(info: Ctx, given: ForeignerFilterInput | None) -> queries.
     for name, value in values.items():
         if value is not None:
             info.context.require_readable(*FOREIGNER_FILTER_FIELDS[name])
-    if given.area_code is not None and not is_area_code(given.area_code):
-        raise BadInputError("areaCode is not an area code")
-    if given.name is not None and not 2 <= len(given.name) <= 100:
-        raise BadInputError("name must be 2 to 100 characters")
+    if given.area_code is not None:
+        values["area_code"] = area_code_argument(given.area_code, "areaCode")
+    if given.document_number is not None:
+        values["document_number"] = document_number_argument(given.document_number)
+    if given.name is not None and not (2 <= len(given.name) <= 100
+                                       and given.name.isprintable()):
+        raise BadInputError("name must be 2 to 100 characters of text")
     return queries.ForeignerFilter(**values)
 
 
@@ -133,7 +145,7 @@ class Query:
         info.context.require_readable(*FOREIGNER_ORDER_FIELDS[order_by])
         page = await _fetched(queries.foreigner_page(
             info.context.db, info.context.scopes["Foreigner"], filters, order_by.value,
-            _page_size(first), after,
+            _page_size(first), opened_cursor(info, after),
         ))
         nodes = [Foreigner.from_row(row) for row in page.rows]
         await fetch_page_relations(info, nodes)
@@ -142,26 +154,26 @@ class Query:
     @strawberry.field(description="Field check by passport or permit number: registered or not.")
     async def check_foreigner(self, info: Ctx, document_number: str) -> ForeignerCheck | None:
         info.context.require_readable("Foreigner", "passportNumber")
-        number = document_number.strip()
-        if not 3 <= len(number) <= 32:
-            raise BadInputError("documentNumber must be 3 to 32 characters")
+        number = document_number_argument(document_number)
         row = await queries.foreigner_by_document(
             info.context.db, info.context.scopes["Foreigner"], number
         )
         return ForeignerCheck(
-            document_number=number.upper(),
+            document_number=number,
             registered=row is not None,
             foreigner=Foreigner.from_row(row) if row else None,
         )
 
     @strawberry.field(description="An area by code; null when missing or outside your scope.")
     async def area(self, info: Ctx, code: str) -> Area | None:
-        return await load_area(info, code)
+        return await load_area(info, area_code_argument(code))
 
     @strawberry.field(description="Areas in your scope, optionally of one level or one parent.")
     async def areas(
         self, info: Ctx, level: str | None = None, parent_code: str | None = None
     ) -> list[Area] | None:
+        if parent_code is not None:
+            parent_code = area_code_argument(parent_code, "parentCode")
         rows = await queries.areas(info.context.db, info.context.scopes["Area"], level,
                                    parent_code)
         return [Area.from_row(row) for row in rows]
@@ -185,7 +197,7 @@ class Query:
             info.context.require_readable("Report", "category")
         page = await _fetched(queries.report_page(
             info.context.db, info.context.scopes["Report"], enum_value(status),
-            enum_value(category), _page_size(first), after,
+            enum_value(category), _page_size(first), opened_cursor(info, after),
             info.context.access.location_precision.get("Report"),
         ))
         return ReportConnection(
@@ -228,18 +240,24 @@ class Query:
             info.context.require_readable("Activity", "occurredAt")
         if joint_only:
             info.context.require_readable("Activity", "jointOperation")
-        page = await _fetched(queries.activity_page(
-            info.context.db, info.context.scopes["Activity"],
-            int_id(officer_id) if officer_id is not None else None, since, joint_only,
-            _page_size(first), after, info.context.access.location_precision.get("Activity"),
-        ))
+        cursor, size = opened_cursor(info, after), _page_size(first)
+        officer = int_id(officer_id) if officer_id is not None else None
+        if officer_id is not None and officer is None:
+            # An id no officer can have: the activities of a missing officer, none.
+            page = Page(rows=[], end_cursor=None, has_next_page=False)
+        else:
+            page = await _fetched(queries.activity_page(
+                info.context.db, info.context.scopes["Activity"], officer, since, joint_only,
+                size, cursor, info.context.access.location_precision.get("Activity"),
+            ))
         return ActivityConnection(
             nodes=[Activity.from_row(row) for row in page.rows],
             page_info=PageInfo.of(page),
         )
 
 
-async def _located_area(info: Ctx, code: str) -> str:
+async def _located_area(info: Ctx, given: str) -> str:
+    code = area_code_argument(given, "areaCode")
     if not await commands.locatable_area(info.context.db, code):
         raise BadInputError("areaCode must be an existing kelurahan, RW or RT code")
     return code
@@ -249,9 +267,10 @@ async def _visible_foreigner_id(info: Ctx, value: strawberry.ID | None) -> int |
     """A foreigner id the caller can see; any other id is 'unknown', missing or not (no oracle)."""
     if value is None:
         return None
-    if await load_foreigner(info, int_id(value)) is None:
+    foreigner = await load_foreigner(info, int_id(value))
+    if foreigner is None:
         raise BadInputError("unknown foreigner")
-    return int_id(value)
+    return foreigner.db_id
 
 
 def _bounded_text(value: str | None, name: str, limit: int, required: bool = False) -> str | None:
@@ -287,7 +306,8 @@ class Mutation:
     @strawberry.mutation(description="Record a field activity of the calling officer.")
     async def record_activity(self, info: Ctx, input: RecordActivityInput) -> Activity | None:
         officer_id = info.context.principal.officer_id
-        if officer_id is None:
+        if officer_id is None or int_id(officer_id) is None:
+            # An officer id the column cannot hold names no officer: as good as none.
             raise ForbiddenError("the token carries no officer id")
         if (input.latitude is None) != (input.longitude is None):
             raise BadInputError("latitude and longitude go together")
@@ -301,9 +321,9 @@ class Mutation:
         subject = await _visible_foreigner_id(info, input.subject_foreigner_id)
         report_id = None
         if input.report_id is not None:
-            if await load_report(info, int_id(input.report_id)) is None:
-                raise BadInputError("unknown report")
             report_id = int_id(input.report_id)
+            if await load_report(info, report_id) is None:
+                raise BadInputError("unknown report")
         activity_id = await commands.record_activity(
             info.context.db,
             officer_id=officer_id,
@@ -324,10 +344,12 @@ class Mutation:
     async def update_report(self, info: Ctx, input: UpdateReportInput) -> Report | None:
         officer_id = None
         if input.assigned_officer_id is not None:
-            if await load_officer(info, int_id(input.assigned_officer_id)) is None:
-                raise BadInputError("unknown officer")
             officer_id = int_id(input.assigned_officer_id)
+            if await load_officer(info, officer_id) is None:
+                raise BadInputError("unknown officer")
         report_id = int_id(input.id)
+        if report_id is None:
+            raise NotFoundError("no such report")
         updated = await commands.update_report(
             info.context.db, info.context.scopes["Report"], report_id,
             enum_value(input.status), officer_id,
@@ -338,25 +360,17 @@ class Mutation:
         return await load_report(info, report_id)
 
 
-# Federation entities and their key field: `_entities` accepts these and nothing else.
-ENTITY_KEYS = {"Foreigner": "id", "Area": "code"}
-
-
 class SisadaSchema(strawberry.federation.Schema):
+    # Seals the cursors of every connection (schema.common.PageInfo); set by build_schema.
+    cursor_seal: CursorSeal
+
     # The annotations are Strawberry's own: they define the `_entities` field's type.
     def entities_resolver(
         self, info: strawberry.Info, representations: list[FederationAny]
     ) -> list[FederationAny]:
-        """Reject representations of unknown types or without their key, with a clear code."""
-        for representation in representations:
-            if not isinstance(representation, dict):
-                raise BadInputError("a representation must be an object")
-            key = ENTITY_KEYS.get(representation.get("__typename"))
-            if key is None:
-                raise BadInputError("unknown entity type")
-            if not isinstance(representation.get(key), str | int):
-                raise BadInputError(f"a representation needs its key field '{key}'")
-        return super().entities_resolver(info, representations)
+        """Checked copies of the representations: Strawberry's resolver consumes its input,
+        which graphql-core shares between aliases of `_entities` (schema.federation)."""
+        return super().entities_resolver(info, checked_representations(representations))
 
     def _get_middleware_manager(self, extensions: list[SchemaExtension]) -> MiddlewareManager:
         # The field policy as middleware that skips itself when the operation selects only
@@ -388,19 +402,26 @@ def build_schema(
     limits: QueryLimits | None = None,
     max_batch_operations: int = 10,
     field_policy: type[SchemaExtension] | None = FieldPolicy,
+    cursor_key: bytes | None = None,
 ) -> strawberry.federation.Schema:
-    """The federated schema. `field_policy` is replaced only by the benchmark's variants."""
+    """The federated schema. `field_policy` is replaced only by the benchmark's variants.
+
+    `cursor_key` (64 bytes) seals pagination cursors; replicas must share it. Without one,
+    a random key: cursors then work only within this process."""
     limits = limits or QueryLimits()
-    extensions: list[Any] = [ErrorMasking, lambda: QueryLimitsExtension(limits)]
+    extensions: list[Any] = [ErrorMasking, lambda: QueryLimitsExtension(limits),
+                             lambda: ServiceExposure(limits.introspection)]
     if field_policy is not None:
         extensions.insert(0, field_policy)
-    return SisadaSchema(
+    schema = SisadaSchema(
         query=Query,
         mutation=Mutation,
         types=[Foreigner, Area],
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": max_batch_operations}),
     )
+    schema.cursor_seal = CursorSeal(cursor_key or secrets.token_bytes(CursorSeal.KEY_BYTES))
+    return schema
 
 
 def schema_fields(schema: strawberry.federation.Schema) -> dict[str, list[str]]:

@@ -5,10 +5,15 @@ record exactly like a missing one (SPEC rules 4 and 5)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from conftest import SETIABUDI, TEBET, Deployment
+import pytest
+from conftest import SETIABUDI, TEBET, Deployment, ServerThread, make_settings
+
+from gateway.app import create_app
 
 FOREIGNER_ENTITIES = """
 query Entities($reps: [_Any!]!) {
@@ -177,3 +182,99 @@ def test_entities_without_their_key_are_bad_input_as_police(deployment: Deployme
     body = response.json()
     assert body["data"] is None  # `_entities` is non-null: the error nulls the response
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+
+
+# -- issue 8 section 3: inputs are never mutated; `_service` obeys introspection ---------
+
+
+def test_two_entities_aliases_sharing_one_variable_both_resolve_as_police(
+    deployment: Deployment,
+) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    body = deployment.gql(
+        "query($reps: [_Any!]!) { a: _entities(representations: $reps) "
+        "{ ... on Foreigner { id nationality } ... on Area { code } } "
+        "b: _entities(representations: $reps) "
+        "{ ... on Foreigner { id nationality } ... on Area { code } } "
+        "c: _entities(representations: $reps) { __typename } }",
+        "setiabudi_police",
+        reps=[_ref(foreigner["id"]), {"__typename": "Area", "code": SETIABUDI}])
+    assert "errors" not in body, body
+    expected = [{"id": str(foreigner["id"]), "nationality": foreigner["nationality"]},
+                {"code": SETIABUDI}]
+    assert body["data"]["a"] == body["data"]["b"] == expected
+    assert body["data"]["c"] == [{"__typename": "Foreigner"}, {"__typename": "Area"}]
+
+
+def test_entities_in_a_batch_sharing_variables_both_resolve_as_police(
+    deployment: Deployment,
+) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    operation = {"query": FOREIGNER_ENTITIES, "variables": {"reps": [_ref(foreigner["id"])]}}
+    response = deployment.client.post(
+        f"{deployment.base_url}/graphql", json=[operation, operation],
+        headers={"authorization": f"Bearer {deployment.token('setiabudi_police')}"})
+    first, second = response.json()
+    assert "errors" not in first and "errors" not in second
+    assert first == second
+
+
+SERVICE_QUERIES = [
+    "{ _service { sdl } }",
+    "{ s: _service { sdl } }",
+    "query { ...Q } fragment Q on Query { _service { sdl } }",
+    "{ ... on Query { _service { __typename } } }",
+]
+
+
+@pytest.fixture(scope="module")
+def servers_by_introspection(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+                             ) -> Iterator[dict[str, str]]:
+    """The same gateway over the same database, with introspection off and authenticated."""
+    urls: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        for mode in ("off", "authenticated"):
+            tmp = tmp_path_factory.mktemp(f"introspection-{mode}")
+            app = create_app(make_settings(deployment.database_url, tmp, introspection=mode))
+            urls[mode] = stack.enter_context(ServerThread(app))
+        yield urls
+
+
+def _service(url: str, query: str, token: str | None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{url}/graphql", json={"query": query}, headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize("query", SERVICE_QUERIES)
+@pytest.mark.parametrize("persona", ["public", "immigration_officer", "auditor"])
+def test_service_sdl_is_refused_with_introspection_off(
+    deployment: Deployment, servers_by_introspection: dict[str, str], query: str,
+    persona: str,
+) -> None:
+    response = _service(servers_by_introspection["off"], query, deployment.token(persona))
+    body = response.json()
+    assert body.get("data") is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INTROSPECTION_DISABLED"]
+    for leak in (b"type Foreigner", b"@key", b"passportNumber"):
+        assert leak not in response.content
+
+
+def test_service_sdl_needs_a_token_with_introspection_authenticated(
+    deployment: Deployment, servers_by_introspection: dict[str, str],
+) -> None:
+    url = servers_by_introspection["authenticated"]
+    anonymous = _service(url, "{ _service { sdl } }", None).json()
+    assert [e["extensions"]["code"] for e in anonymous["errors"]] == ["INTROSPECTION_DISABLED"]
+    router = _service(url, "{ _service { sdl } }", deployment.token("immigration_officer"))
+    assert "type Foreigner" in router.json()["data"]["_service"]["sdl"]
+
+
+def test_entities_still_resolve_with_introspection_off_as_police(
+    deployment: Deployment, servers_by_introspection: dict[str, str],
+) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    response = httpx.post(
+        f"{servers_by_introspection['off']}/graphql", timeout=30,
+        json={"query": FOREIGNER_ENTITIES, "variables": {"reps": [_ref(foreigner["id"])]}},
+        headers={"authorization": f"Bearer {deployment.token('setiabudi_police')}"})
+    assert response.json()["data"]["_entities"][0]["id"] == str(foreigner["id"])

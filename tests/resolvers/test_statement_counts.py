@@ -109,16 +109,18 @@ def test_redacted_relation_runs_no_statement_as_police(deployment: Deployment) -
     assert len(with_permits) == len(without_permits)
 
 
-def _after_seeded(kind: str, rows: list[dict[str, Any]]) -> str:
+def _after_seeded(deployment: Deployment, kind: str, rows: list[dict[str, Any]]) -> str:
     """A cursor just past the newest seeded row: pages then hold seeded rows only, whose
-    relations are populated alike, whatever other tests have written since."""
-    return encode_cursor(kind, [max(r["id"] for r in rows) + 1])
+    relations are populated alike, whatever other tests have written since. Sealed with
+    the server's key, as every cursor a client holds is."""
+    plain = encode_cursor(kind, [max(r["id"] for r in rows) + 1])
+    return str(deployment.app.state.sisada.schema.cursor_seal.seal(plain))
 
 
 def test_report_list_costs_constant_statements_as_supervisor(deployment: Deployment) -> None:
     few, many = _statements_for_10_and_200(
         deployment, REPORTS, "immigration_supervisor", "reports",
-        after=_after_seeded("REPORT", deployment.facts.reports))
+        after=_after_seeded(deployment, "REPORT", deployment.facts.reports))
     assert few == many
     assert many <= MAX_STATEMENTS
 
@@ -126,7 +128,7 @@ def test_report_list_costs_constant_statements_as_supervisor(deployment: Deploym
 def test_activity_list_costs_constant_statements_as_supervisor(deployment: Deployment) -> None:
     few, many = _statements_for_10_and_200(
         deployment, ACTIVITIES, "immigration_supervisor", "activities",
-        after=_after_seeded("ACTIVITY", deployment.facts.activities))
+        after=_after_seeded(deployment, "ACTIVITY", deployment.facts.activities))
     assert few == many
     assert many <= MAX_STATEMENTS
 

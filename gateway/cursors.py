@@ -1,0 +1,23 @@
+"""The key that seals pagination cursors (resolvers.paging.CursorSeal).
+
+`SISADA_CURSOR_SECRET` when set (production: one value shared by every replica), else
+the token secret — `SISADA_JWT_SECRET` or the development key file — so that a gateway
+started from the README pages without configuration. The secret is never used as is:
+HKDF derives a key for cursors alone, so a cursor key reveals nothing of the token key.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.auth import dev_secret
+from gateway.settings import Settings
+from resolvers.paging import CursorSeal
+
+
+def cursor_key(settings: Settings) -> bytes:
+    secret = settings.cursor_secret or dev_secret(settings)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=CursorSeal.KEY_BYTES, salt=None,
+                info=b"sisada pagination cursors v1")
+    return hkdf.derive(secret.encode())
