@@ -24,8 +24,7 @@ BENCH_SECRET = "sisada-bench-secret-" + "b" * 40
 def bench_settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, jwt_secret=BENCH_SECRET, jwks_url=None,
                     jwt_public_key=None, dev_key_file=Path("/nonexistent"), log_level="WARNING",
-                    rate_limits_enabled=False, request_timeout_seconds=600,
-                    max_query_cost=100_000)
+                    rate_limits_enabled=False, request_timeout_seconds=600)
 
 
 def main(variant: str, database_url: str, port: int) -> None:

@@ -41,6 +41,7 @@ from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
 from resolvers.officers import officer_kind
+from schema.budget import ExecutionBudget, ExecutionStoppedError
 from schema.context import GraphQLContext, build_context
 from schema.limits import QueryLimits
 from schema.privacy import FieldPolicy
@@ -60,7 +61,11 @@ class SisadaGraphQL(GraphQL):
         principal: Principal = request.scope["sisada.principal"]
         access = self.app_state.access_for(principal)
         authenticated = principal.role != self.app_state.policy.policy.anonymous_role
-        return build_context(principal, access, self.app_state.db, request, authenticated)
+        settings = self.app_state.settings
+        budget = ExecutionBudget(settings.max_query_cost, settings.max_response_fields,
+                                 settings.request_timeout_seconds)
+        return build_context(principal, access, self.app_state.db, request, authenticated,
+                             budget)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -73,12 +78,20 @@ class SisadaGraphQL(GraphQL):
         if len(query.encode("utf-8", "surrogatepass")) > settings.max_document_bytes:
             return _error_result(f"the document is larger than {settings.max_document_bytes} "
                                  "bytes", "DOCUMENT_TOO_LARGE")
+        context = kwargs.get("context")
+        budget: ExecutionBudget | None = getattr(context, "budget", None)
         try:
             async with asyncio.timeout(settings.request_timeout_seconds):
-                return await super().execute_single(*args, **kwargs)
+                result = await super().execute_single(*args, **kwargs)
         except TimeoutError:
             log.warning("graphql.timeout", seconds=settings.request_timeout_seconds)
             return _error_result("the request took too long and was stopped", "TIMEOUT")
+        except ExecutionStoppedError as stop:
+            return _stopped(stop)
+        if budget is not None and budget.stopped is not None:
+            # Stopped in another operation of the batch, or unwound in a task of its own.
+            return _stopped(budget.stopped)
+        return result
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Strawberry refuses bad requests in plain text; ours are JSON GraphQL errors.
@@ -92,6 +105,11 @@ class SisadaGraphQL(GraphQL):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(STATIC / "graphiql.html")
+
+
+def _stopped(stop: ExecutionStoppedError) -> ExecutionResult:
+    log.warning("graphql.stopped", code=stop.code)
+    return _error_result(stop.message, stop.code)
 
 
 def _error_result(message: str, code: str) -> ExecutionResult:

@@ -56,8 +56,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if getattr(args, "migrate", False):
         migrate.upgrade(settings.database_url)
 
-    uvicorn.run(create_app(settings), host=args.host or settings.host,
-                port=args.port or settings.port, log_level=settings.log_level.lower())
+    host, port = args.host or settings.host, args.port or settings.port
+    workers = getattr(args, "workers", 1) or 1
+    if workers > 1:
+        # Each worker process builds its own app from the same SISADA_* environment.
+        uvicorn.run("gateway.app:create_app", factory=True, workers=workers, host=host,
+                    port=port, log_level=settings.log_level.lower())
+        return 0
+    uvicorn.run(create_app(settings), host=host, port=port,
+                log_level=settings.log_level.lower())
     return 0
 
 
@@ -207,6 +214,13 @@ async def _is_empty(settings: Settings) -> bool:
         await engine.dispose()
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sisada", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--migrate", action="store_true", help="migrate the database first")
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="worker processes (uvicorn's); one is enough for the limits")
     serve.set_defaults(func=cmd_serve)
     token = sub.add_parser("token", help="print a development token for a role")
     token.add_argument("role")

@@ -46,8 +46,11 @@ class Settings(BaseSettings):
     # -- query limits: no real frontend query reaches them, every flood does --
     max_query_depth: int = 12
     max_aliases: int = 30
-    # Selected fields, with fragments expanded: a cost that grows with the work asked for.
-    max_query_cost: int = 600
+    # Estimated before execution: fields selected, lists multiplied by the rows they can
+    # return, awaited fields weighing 20 (schema/cost.py). Per request (a batch adds up).
+    max_query_cost: int = 200_000
+    # Fields resolved per request, counted during execution: the estimate's backstop.
+    max_response_fields: int = 200_000
     # Lexical tokens the parser reads before giving up.
     max_tokens: int = 4000
     max_document_bytes: int = 20_000

@@ -10,6 +10,7 @@ import strawberry
 
 from schema.areas import Area
 from schema.common import Ctx, PageInfo
+from schema.cost import PAGE, bounded
 from schema.foreigners import Foreigner, load_foreigner
 from schema.locations import placed_area, placed_area_code, placed_text
 from schema.reports import Report, load_report
@@ -100,7 +101,7 @@ class Activity:
 
 @strawberry.type
 class ActivityConnection:
-    nodes: list[Activity] | None
+    nodes: list[Activity] | None = strawberry.field(metadata=bounded(PAGE))
     page_info: PageInfo | None
 
 

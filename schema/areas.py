@@ -5,11 +5,30 @@ Counts are SQL aggregates; a count below the caller's cell minimum is null.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import strawberry
 
 from schema.common import CountBucket, Ctx, area_code_argument
+from schema.cost import bounded
+
+# Bounds of the area lists for the cost estimate (schema/cost.py), from the area tree of
+# one office (Jakarta Selatan: 10 kecamatan, 65 kelurahan, ~600 RW, ~4,500 RT) with room to
+# spare. A kelurahan has at most ~20 RW and an RW ~20 RT.
+MAX_CHILDREN = 40
+MAX_AREAS = 5000  # also the SQL limit of `areas` (resolvers/queries.py)
+MAX_AREAS_BY_LEVEL = {"city": 1, "kecamatan": 20, "kelurahan": 100, "rw": 1000, "rt": MAX_AREAS}
+# ISO 3166-1 has 249 alpha-3 codes; permit types are an enum of three.
+MAX_NATIONALITIES = 250
+MAX_PERMIT_TYPES = 3
+
+
+def max_areas_listed(arguments: Mapping[str, Any]) -> int:
+    """The most areas `areas(level, parentCode)` can return for these arguments."""
+    if arguments.get("parentCode") is not None:
+        return MAX_CHILDREN
+    return MAX_AREAS_BY_LEVEL.get(arguments.get("level"), MAX_AREAS)
 
 
 @strawberry.federation.type(keys=["code"])
@@ -33,7 +52,7 @@ class Area:
     async def parent(self, info: Ctx) -> Area | None:
         return await load_area(info, self.parent_code)
 
-    @strawberry.field
+    @strawberry.field(metadata=bounded(MAX_CHILDREN))
     async def children(self, info: Ctx) -> list[Area] | None:
         rows = await info.context.loaders.area_children.load(self.code)
         return [Area.from_row(r) for r in rows]
@@ -43,11 +62,13 @@ class Area:
         count = await info.context.loaders.foreigner_count.load(self.code)
         return _suppressed(info, count)
 
-    @strawberry.field(description="Foreigners living here, by nationality (ISO 3166 alpha-3).")
+    @strawberry.field(description="Foreigners living here, by nationality (ISO 3166 alpha-3).",
+                      metadata=bounded(MAX_NATIONALITIES))
     async def by_nationality(self, info: Ctx) -> list[CountBucket] | None:
         return _buckets(info, await info.context.loaders.by_nationality.load(self.code))
 
-    @strawberry.field(description="Foreigners living here, by type of the current stay permit.")
+    @strawberry.field(description="Foreigners living here, by type of the current stay permit.",
+                      metadata=bounded(MAX_PERMIT_TYPES))
     async def by_permit_type(self, info: Ctx) -> list[CountBucket] | None:
         return _buckets(info, await info.context.loaders.by_permit_type.load(self.code))
 

@@ -12,6 +12,7 @@ from policies.resources import RESOURCES
 from resolvers.db import Database
 from resolvers.loaders import Loaders
 from resolvers.scopes import Condition, row_condition
+from schema.budget import ExecutionBudget
 from schema.errors import ForbiddenError
 
 # Types whose rows the policy scopes; each resolver reads its condition from the context.
@@ -32,6 +33,8 @@ class GraphQLContext:
     authenticated: bool = False
     # The role's readable fields by type, hoisted for the per-field hook.
     readable: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # What this request may still spend (cost, fields, time); shared by a batch's operations.
+    budget: ExecutionBudget | None = None
 
     @property
     def redacted(self) -> set[tuple[str, str]]:
@@ -68,6 +71,7 @@ def build_context(
     db: Database,
     request: Any = None,
     authenticated: bool = False,
+    budget: ExecutionBudget | None = None,
 ) -> GraphQLContext:
     scopes = {
         name: row_condition(name, access.row_filter(name, principal.area_level), principal)
@@ -82,4 +86,5 @@ def build_context(
         request=request,
         authenticated=authenticated,
         readable=access.readable,
+        budget=budget,
     )

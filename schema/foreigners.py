@@ -17,7 +17,13 @@ from schema.common import (
     int_id,
     selects,
 )
+from schema.cost import AWAITED_FIELD_WEIGHT, PAGE, bounded
 from schema.residences import Residence, prefetch_areas
+
+# Bounds for the cost estimate (schema/cost.py): the seed holds at most 3 permits and 2
+# residences a person; a decade of yearly renewals stays within 10.
+MAX_PERMITS = 10
+MAX_RESIDENCES = 10
 
 
 @strawberry.enum
@@ -115,14 +121,17 @@ class Foreigner:
         # Reload under the caller's row scope; fields sent in the representation are ignored.
         return await load_foreigner(info, int_id(id))
 
-    @strawberry.field(description="Every residence, the current one first.")
+    @strawberry.field(description="Every residence, the current one first.",
+                      metadata=bounded(MAX_RESIDENCES))
     async def residence_history(
         self, info: Ctx
     ) -> list[Annotated[Residence, strawberry.lazy("schema.residences")]] | None:
         rows = await info.context.loaders.residences.load(self.db_id)
         return [Residence.from_row(r) for r in rows]
 
-    @strawberry.field(description="Every stay permit, newest first.")
+    # Not async, but awaits when the page did not fetch the permits: weighed as awaiting.
+    @strawberry.field(description="Every stay permit, newest first.",
+                      metadata=bounded(MAX_PERMITS, weight=AWAITED_FIELD_WEIGHT))
     def permits(self, info: Ctx) -> list[StayPermit] | None:
         # A plain value when the page fetched it, else an awaitable (graphql-core takes both):
         # an awaited field costs graphql-core ~0.1 ms, a plain one a few microseconds.
@@ -160,7 +169,7 @@ async def load_foreigner(info: Ctx, foreigner_id: int | None) -> Foreigner | Non
 
 @strawberry.type
 class ForeignerConnection:
-    nodes: list[Foreigner] | None
+    nodes: list[Foreigner] | None = strawberry.field(metadata=bounded(PAGE))
     page_info: PageInfo | None
     filters: strawberry.Private[Any]
 

@@ -10,6 +10,7 @@ import strawberry
 
 from schema.areas import Area
 from schema.common import Ctx, PageInfo
+from schema.cost import PAGE, bounded
 from schema.foreigners import Foreigner, load_foreigner
 from schema.locations import placed_area, placed_area_code, placed_text
 
@@ -56,7 +57,6 @@ class Report:
     located_code: strawberry.Private[str | None]
     free_text: strawberry.Private[str | None]
 
-
     @classmethod
     def from_row(cls, row: Any) -> Report:
         return cls(
@@ -99,7 +99,7 @@ async def load_report(info: Ctx, report_id: int | None) -> Report | None:
 
 @strawberry.type
 class ReportConnection:
-    nodes: list[Report] | None
+    nodes: list[Report] | None = strawberry.field(metadata=bounded(PAGE))
     page_info: PageInfo | None
 
 

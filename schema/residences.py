@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from schema.common import NOT_FETCHED, Ctx
+from schema.cost import AWAITED_FIELD_WEIGHT, weighted
 
 if TYPE_CHECKING:
     from schema.areas import Area
@@ -56,7 +57,9 @@ class Residence:
             return None
         return cls.from_row({key: row[f"{prefix}{key}"] for key in _COLUMNS})
 
-    @strawberry.field(description="The smallest area the residence lies in.")
+    # Not async, but awaits when the page did not fetch the areas: weighed as awaiting.
+    @strawberry.field(description="The smallest area the residence lies in.",
+                      metadata=weighted(AWAITED_FIELD_WEIGHT))
     def area(self, info: Ctx) -> Annotated[Area, strawberry.lazy("schema.areas")] | None:
         # A plain value when the page fetched it (see Foreigner.permits), else an awaitable.
         if self.prefetched_area is not NOT_FETCHED:

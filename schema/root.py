@@ -24,7 +24,8 @@ from schema.activities import (
     RecordActivityInput,
     load_officer,
 )
-from schema.areas import Area, load_area
+from schema.areas import Area, load_area, max_areas_listed
+from schema.budget import BudgetedExecutor
 from schema.common import (
     Ctx,
     PageInfo,
@@ -34,6 +35,7 @@ from schema.common import (
     int_id,
     opened_cursor,
 )
+from schema.cost import bounded, unbounded_list_fields
 from schema.error_handling import ErrorMasking, log_errors
 from schema.errors import BadInputError, ForbiddenError, NotFoundError
 from schema.federation import ServiceExposure, checked_representations
@@ -61,6 +63,8 @@ from schema.reports import (
     load_report,
 )
 
+# An office's staff, for the cost estimate (schema/cost.py); `officers` returns no more.
+MAX_OFFICERS = 500
 MAX_TEXT = 4000
 MAX_CONTACT = 200
 
@@ -168,7 +172,8 @@ class Query:
     async def area(self, info: Ctx, code: str) -> Area | None:
         return await load_area(info, area_code_argument(code))
 
-    @strawberry.field(description="Areas in your scope, optionally of one level or one parent.")
+    @strawberry.field(description="Areas in your scope, optionally of one level or one parent.",
+                      metadata=bounded(max_areas_listed))
     async def areas(
         self, info: Ctx, level: str | None = None, parent_code: str | None = None
     ) -> list[Area] | None:
@@ -219,7 +224,7 @@ class Query:
     async def officer(self, info: Ctx, id: strawberry.ID) -> Officer | None:
         return await load_officer(info, int_id(id))
 
-    @strawberry.field
+    @strawberry.field(metadata=bounded(MAX_OFFICERS))
     async def officers(self, info: Ctx) -> list[Officer] | None:
         rows = await queries.officers(info.context.db, info.context.scopes["Officer"])
         return [Officer.from_row(row) for row in rows]
@@ -419,7 +424,12 @@ def build_schema(
         types=[Foreigner, Area],
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": max_batch_operations}),
+        execution_context_class=BudgetedExecutor,
     )
+    unbounded = unbounded_list_fields(schema._schema)
+    if unbounded:
+        # The cost estimate multiplies by list bounds: an unbounded list would be a hole.
+        raise TypeError(f"list fields without a bound (schema/cost.py): {unbounded}")
     schema.cursor_seal = CursorSeal(cursor_key or secrets.token_bytes(CursorSeal.KEY_BYTES))
     return schema
 
