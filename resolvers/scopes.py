@@ -100,7 +100,7 @@ def _comparison(columns: dict[str, ColumnElement[object]], comparison: Compariso
         value = getattr(principal, value.name, None)
     if column is None or value is None:
         return None
-    if isinstance(value, int) and not holds_integer(value):
+    if isinstance(value, int) and not isinstance(value, bool) and not holds_integer(value):
         # A number the column cannot hold: no row has it (PostgreSQL would refuse the query).
         return None
     if comparison.op == "eq":

@@ -37,7 +37,7 @@ def estimate(query: str, variables: dict[str, Any] | None = None) -> int:
 def test_a_page_multiplies_its_nodes_by_first() -> None:
     ten = estimate("{ foreigners(first: 10) { nodes { id nationality } } }")
     thousand = estimate("{ foreigners(first: 1000) { nodes { id nationality } } }")
-    # foreigners awaits (20) + nodes (1) + rows × 2 fields
+    # foreigners awaits (20) + nodes (1) + rows x 2 fields
     assert ten == AWAITED_FIELD_WEIGHT + 1 + 10 * 2
     assert thousand == AWAITED_FIELD_WEIGHT + 1 + 1000 * 2
 
