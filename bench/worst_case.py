@@ -102,6 +102,12 @@ FAMILIES = [
         "query($r: [_Any!]!) { _entities(representations: $r) { ... on Foreigner { "
         f"{FOREIGNER_FIELDS} residence {{ {RESIDENCE} }} }} ... on Area {{ {AREA_COUNTS} }} }} }}",
         {"r": [{"__typename": "Foreigner", "id": str(i + 1)} for i in range(n)]}), 20000),
+    Family("aliased counts, batch of 10 (SQL per root field)", lambda n: (_aliases(n, (
+        'foreigners(first: 1, orderBy: PERMIT_EXPIRES_ON, filter: {expiresBefore: '
+        '"2100-01-01"}) { totalCount nodes { id } }')), {}), 30, batch=True),
+    Family("report texts x aliases, batch of 10", lambda n: (
+        "{ reports(first: 1000) { nodes { "
+        + " ".join(f"t{i}: text" for i in range(n)) + " } } }", {}), 29, batch=True),
     Family("list, batch of 10", lambda n: (
         f"{{ foreigners(first: {n}) {{ nodes {{ {FOREIGNER_FIELDS} residence {{ {RESIDENCE} }} "
         f"{PERMITS} }} }} }}", {}), 1000, batch=True),

@@ -63,7 +63,8 @@ class SisadaGraphQL(GraphQL):
         authenticated = principal.role != self.app_state.policy.policy.anonymous_role
         settings = self.app_state.settings
         budget = ExecutionBudget(settings.max_query_cost, settings.max_response_fields,
-                                 settings.request_timeout_seconds)
+                                 settings.request_timeout_seconds, access.readable,
+                                 settings.max_response_text_bytes)
         return build_context(principal, access, self.app_state.db, request, authenticated,
                              budget)
 

@@ -58,13 +58,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host, port = args.host or settings.host, args.port or settings.port
     workers = getattr(args, "workers", 1) or 1
+    # X-Forwarded-For is believed only from the proxies named (uvicorn would trust
+    # 127.0.0.1 by default: anything local could then pick its own address for rate limits).
+    proxies = settings.forwarded_allow_ips
+    options: dict[str, object] = {
+        "host": host, "port": port, "log_level": settings.log_level.lower(),
+        "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None,
+    }
     if workers > 1:
         # Each worker process builds its own app from the same SISADA_* environment.
-        uvicorn.run("gateway.app:create_app", factory=True, workers=workers, host=host,
-                    port=port, log_level=settings.log_level.lower())
+        uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)
         return 0
-    uvicorn.run(create_app(settings), host=host, port=port,
-                log_level=settings.log_level.lower())
+    uvicorn.run(create_app(settings), **options)
     return 0
 
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     max_query_cost: int = 200_000
     # Fields resolved per request, counted during execution: the estimate's backstop.
     max_response_fields: int = 200_000
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses, as uvicorn's
+    # --forwarded-allow-ips); none by default.
+    forwarded_allow_ips: str = ""
+    # Bytes of text values per request (one field may carry kilobytes; aliases repeat it).
+    max_response_text_bytes: int = 10_000_000
     # Lexical tokens the parser reads before giving up.
     max_tokens: int = 4000
     max_document_bytes: int = 20_000

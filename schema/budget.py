@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from graphql.pyutils import Undefined
@@ -48,8 +48,14 @@ class ExecutionBudget:
     The operations of a batched request share it (they share the request context), so a
     batch is bounded as one request."""
 
-    def __init__(self, max_cost: int, max_fields: int, timeout_seconds: float) -> None:
+    def __init__(self, max_cost: int, max_fields: int, timeout_seconds: float,
+                 readable: Mapping[str, frozenset[str]] | None = None,
+                 max_text_bytes: int = 10_000_000) -> None:
         self.max_cost = max_cost
+        self.max_text_bytes = max_text_bytes
+        self.text_bytes = 0
+        # The caller's readable fields, for the estimate (unreadable ones never run).
+        self.readable = readable
         self.max_fields = max_fields
         self.deadline = time.monotonic() + timeout_seconds
         self.timeout_seconds = timeout_seconds
@@ -86,6 +92,15 @@ class ExecutionBudget:
             self.pausing = True
             # Runs after what is ready now, i.e. once the loop has polled for I/O again.
             asyncio.get_running_loop().call_soon(self._next_slice)
+
+    def text(self, value: str) -> None:
+        """Counts the bytes of one text value: fields are counted, but one field may carry
+        kilobytes, and aliases repeat it."""
+        self.text_bytes += len(value) if value.isascii() else len(value.encode("utf-8",
+                                                                               "replace"))
+        if self.text_bytes > self.max_text_bytes:
+            self.stop("RESPONSE_TOO_LARGE", f"the response would hold more than "
+                                            f"{self.max_text_bytes} bytes of text")
 
     def _next_slice(self) -> None:
         self.pausing = False
@@ -132,6 +147,12 @@ class BudgetedExecutor(StrawberryGraphQLCoreExecutionContext):
             budget.field()
         return super().execute_field(parent_type, source, field_details_list, path,
                                      position_context)
+
+    def complete_leaf_value(self, return_type: Any, result: Any) -> Any:  # type: ignore[override]
+        budget = self.budget
+        if budget is not None and result.__class__ is str:
+            budget.text(result)
+        return super().complete_leaf_value(return_type, result)
 
     def complete_iterable_value(self, item_type: Any, field_details_list: Any, info: Any,
                                 path: Any, items: Iterable[Any], position_context: Any) -> Any:

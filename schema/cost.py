@@ -53,6 +53,11 @@ WEIGHT = "sisada.weight"
 PAGE = "page"
 
 AWAITED_FIELD_WEIGHT = 20
+# A field that runs SQL statements of its own (a page, a list of areas): each one may scan
+# the caller's scope, so a request may run only so many, however they are aliased.
+STATEMENT_WEIGHT = 5_000
+# A count over the caller's scope with any filter: the most expensive statement there is.
+COUNT_WEIGHT = 10_000
 # The page size assumed when `first` is given by an unknown variable.
 MAX_PAGE_ITEMS = 1000
 # Lists whose length the caller chooses with an argument (a list argument's length).
@@ -132,8 +137,12 @@ class CostEstimator:
         fragments: dict[str, FragmentDefinitionNode],
         operation: OperationDefinitionNode,
         variables: Mapping[str, Any] | None,
+        readable: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.schema = schema
+        # The caller's readable fields: a field it may not read resolves to null without
+        # running (schema/privacy.py), so it costs 1 and its selection nothing.
+        self.readable = readable
         self.fragments = fragments
         self.variables = dict(variables or {})
         for definition in operation.variable_definitions or ():
@@ -182,6 +191,10 @@ class CostEstimator:
             definition = _INTROSPECTION_ROOTS[name]
         if definition is None:
             return 1 + self.selection_set(node.selection_set, None, 1, seen)  # unknown field
+        if (self.readable is not None and not name.startswith("__")
+                and not parent.name.startswith("__")
+                and name not in self.readable.get(parent.name, ())):
+            return 1
         cost = (field_cost(parent.name, name, definition) if not name.startswith("__")
                 and not parent.name.startswith("__") else self._introspection(parent, name,
                                                                                definition))

@@ -17,7 +17,7 @@ from schema.common import (
     int_id,
     selects,
 )
-from schema.cost import AWAITED_FIELD_WEIGHT, PAGE, bounded
+from schema.cost import AWAITED_FIELD_WEIGHT, COUNT_WEIGHT, PAGE, bounded, weighted
 from schema.residences import Residence, prefetch_areas
 
 # Bounds for the cost estimate (schema/cost.py): the seed holds at most 3 permits and 2
@@ -173,7 +173,8 @@ class ForeignerConnection:
     page_info: PageInfo | None
     filters: strawberry.Private[Any]
 
-    @strawberry.field(description="All foreigners matching the filter, in the caller's scope.")
+    @strawberry.field(description="All foreigners matching the filter, in the caller's scope.",
+                      metadata=weighted(COUNT_WEIGHT))
     async def total_count(self, info: Ctx) -> int | None:
         from resolvers.queries import foreigner_count
 

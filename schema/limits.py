@@ -129,8 +129,9 @@ def limits_rule(limits: QueryLimits) -> type[ASTValidationRule]:
 
         def _check_cost(self, node: OperationDefinitionNode) -> None:
             variables, budget, operation_name = _REQUEST.get()
+            readable = getattr(budget, "readable", None)
             estimate = CostEstimator(self.context.schema, self.fragments, node,
-                                     variables).operation(node)
+                                     variables, readable).operation(node)
             limit = budget.max_cost if budget is not None else limits.max_cost
             total = estimate
             executes = operation_name is None or (node.name and node.name.value

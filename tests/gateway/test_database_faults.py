@@ -296,7 +296,12 @@ def test_sqlite_in_a_missing_directory_is_unavailable_until_it_exists(
     url = f"sqlite+aiosqlite:///{folder / 'sisada.db'}"
     with running_gateway(url, tmp_path, rt_code="31.74.01.1001.01.001") as sqlite_gateway:
         assert sqlite_gateway.ready().status_code == 503
-        _assert_unavailable(sqlite_gateway.foreigners_as_immigration_officer(), str(tmp_path))
+        # An officer's token names an officer the gateway cannot look up yet: refused at the
+        # door as unavailable (never let through unchecked).
+        refused = sqlite_gateway.foreigners_as_immigration_officer()
+        assert refused.status_code == 503, refused.text
+        assert [e["extensions"]["code"] for e in refused.json()["errors"]] == ["UNAVAILABLE"]
+        _assert_nothing_internal(refused.content, str(tmp_path))
         _assert_unavailable(sqlite_gateway.submit_report_as_public(), str(tmp_path))
 
         folder.mkdir()

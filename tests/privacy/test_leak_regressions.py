@@ -61,7 +61,8 @@ def test_no_activity_geo_or_notes_of_this_office_as_officer_of_another_office(
 @pytest.mark.parametrize("role", ["immigration_officer", "immigration_supervisor"])
 def test_no_officer_of_this_office_as_immigration_of_another_office(deployment: Deployment,
                                                                     role: str) -> None:
-    token = deployment.token_for(role, "31.71", 1)
+    # Each role names an officer of its own kind (a field officer, a supervisor).
+    token = deployment.token_for(role, "31.71", 1 if role == "immigration_officer" else 2)
     one = deployment.post(OFFICER_OF_OTHER_OFFICE, variables={"v1": "1"}, token=token).json()
     assert one["data"]["a1"] is None
     every = deployment.post("{ officers { id name } }", token=token).json()
@@ -71,11 +72,14 @@ def test_no_officer_of_this_office_as_immigration_of_another_office(deployment: 
 def test_other_office_leak_needs_an_officer_id_as_officer_of_another_office(
     deployment: Deployment,
 ) -> None:
-    """The same officer of another office without an officer id sees no activity: the leak
-    above is the officer id claim matching one of this office's officers."""
+    """The leak above was the officer id claim matching one of this office's officers. An
+    officer's token without an officer id is no longer a way around it: the policy says an
+    immigration officer's token names a field officer (`officer_kind`), so it is refused."""
     token = deployment.token_for("immigration_officer", "31.71")
-    body = deployment.post("{ activities(first: 1000) { nodes { id } } }", token=token).json()
-    assert body["data"]["activities"]["nodes"] == []
+    response = deployment.post("{ activities(first: 1000) { nodes { id } } }", token=token)
+    assert response.status_code == 401
+    assert b'"UNAUTHENTICATED"' in response.content
+    assert b'"data"' not in response.content
 
 
 # -- found with the above (by reading, not by the hunt, which judges reads): the officer of

@@ -13,7 +13,9 @@ from graphql import FragmentDefinitionNode, OperationDefinitionNode, get_introsp
 from schema.budget import BudgetedExecutor, ExecutionBudget, ExecutionStoppedError
 from schema.cost import (
     AWAITED_FIELD_WEIGHT,
+    COUNT_WEIGHT,
     MAX_PAGE_ITEMS,
+    STATEMENT_WEIGHT,
     CostEstimator,
     bounded,
     unbounded_list_fields,
@@ -37,9 +39,9 @@ def estimate(query: str, variables: dict[str, Any] | None = None) -> int:
 def test_a_page_multiplies_its_nodes_by_first() -> None:
     ten = estimate("{ foreigners(first: 10) { nodes { id nationality } } }")
     thousand = estimate("{ foreigners(first: 1000) { nodes { id nationality } } }")
-    # foreigners awaits (20) + nodes (1) + rows x 2 fields
-    assert ten == AWAITED_FIELD_WEIGHT + 1 + 10 * 2
-    assert thousand == AWAITED_FIELD_WEIGHT + 1 + 1000 * 2
+    # foreigners runs its own statement + nodes (1) + rows x 2 fields
+    assert ten == STATEMENT_WEIGHT + 1 + 10 * 2
+    assert thousand == STATEMENT_WEIGHT + 1 + 1000 * 2
 
 
 def test_first_from_a_variable_and_the_default() -> None:
@@ -47,14 +49,14 @@ def test_first_from_a_variable_and_the_default() -> None:
                            {"n": 7})
     by_default = estimate("{ foreigners { nodes { id } } }")
     unknown = estimate("query($n: Int!) { foreigners(first: $n) { nodes { id } } }")
-    assert by_variable == AWAITED_FIELD_WEIGHT + 1 + 7
-    assert by_default == AWAITED_FIELD_WEIGHT + 1 + 50
-    assert unknown == AWAITED_FIELD_WEIGHT + 1 + MAX_PAGE_ITEMS
+    assert by_variable == STATEMENT_WEIGHT + 1 + 7
+    assert by_default == STATEMENT_WEIGHT + 1 + 50
+    assert unknown == STATEMENT_WEIGHT + 1 + MAX_PAGE_ITEMS
 
 
 def test_nested_lists_multiply_by_their_declared_bound() -> None:
     one = estimate("{ foreigners(first: 1) { nodes { permits { number } } } }")
-    assert one == AWAITED_FIELD_WEIGHT + 1 + (AWAITED_FIELD_WEIGHT + MAX_PERMITS * 1)
+    assert one == STATEMENT_WEIGHT + 1 + (AWAITED_FIELD_WEIGHT + MAX_PERMITS * 1)
 
 
 def test_fragments_and_aliases_count_as_they_execute() -> None:
@@ -77,6 +79,26 @@ def test_entities_count_their_representations() -> None:
     small = estimate(query, {"r": [{"__typename": "Foreigner", "id": "1"}] * 2})
     large = estimate(query, {"r": [{"__typename": "Foreigner", "id": "1"}] * 200})
     assert large - small == 198 * 2
+
+
+def test_statements_and_counts_weigh_what_they_scan() -> None:
+    # A hostile review batched 300 aliased counts of cost 20 each: 15 s of SQL.
+    counted = estimate("{ foreigners(first: 1) { totalCount nodes { id } } }")
+    assert counted == STATEMENT_WEIGHT + COUNT_WEIGHT + 1 + 1
+    aliased = "{ " + " ".join(f"a{i}: foreigners(first: 1) {{ totalCount }}"
+                              for i in range(30)) + " }"
+    assert estimate(aliased) > LIMIT
+
+
+def test_fields_the_caller_cannot_read_cost_nothing_below_them() -> None:
+    query = "{ areas { code byNationality { key count } } }"
+    readable = {"Query": frozenset({"areas"}), "Area": frozenset({"code"})}
+    document = parse(query)
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    hidden = CostEstimator(SCHEMA, {}, operation, None, readable).operation(operation)
+    assert hidden == STATEMENT_WEIGHT + 5000 * (1 + 1)
+    assert estimate(query) > 100 * hidden
 
 
 def test_issue_8s_fan_out_is_far_over_the_limit() -> None:
@@ -143,6 +165,16 @@ class Heavy:
 HEAVY = strawberry.Schema(query=Heavy, execution_context_class=BudgetedExecutor)
 
 
+@strawberry.type
+class Texts:
+    @strawberry.field(metadata=bounded(100))
+    def texts(self) -> list[str]:
+        return ["\U0001d54f" * 400] * 100  # 1,600 bytes of UTF-8 each
+
+
+TEXTS = strawberry.Schema(query=Texts, execution_context_class=BudgetedExecutor)
+
+
 class Context:
     def __init__(self, budget: ExecutionBudget) -> None:
         self.budget = budget
@@ -154,6 +186,15 @@ async def test_cpu_bound_execution_stops_at_the_deadline() -> None:
         await HEAVY.execute("{ rows { a b } }", context_value=Context(budget))
     assert stopped.value.code == "TIMEOUT"
     assert budget.fields < 1000  # stopped at the first check, not after 40,000 fields
+
+
+async def test_execution_stops_at_the_text_cap() -> None:
+    budget = ExecutionBudget(max_cost=10**9, max_fields=10**9, timeout_seconds=60,
+                             max_text_bytes=1000)
+    with pytest.raises(ExecutionStoppedError) as stopped:
+        await TEXTS.execute("{ texts }", context_value=Context(budget))
+    assert stopped.value.code == "RESPONSE_TOO_LARGE"
+    assert budget.text_bytes < 1000 + 4 * 400
 
 
 async def test_execution_stops_at_the_field_cap() -> None:
