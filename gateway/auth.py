@@ -9,14 +9,14 @@ Role names are policy data: the verifier is told which roles exist, which one me
 it must name, and never names a role itself. A token that fits none of this is refused:
 an area of a level its role may not hold, an `officer_id` that names no officer of the
 kind its role needs (checked against the officer table, remembered for a short while), a
-lifetime beyond `max_token_lifetime_seconds`.
+lifetime beyond `max_token_lifetime_seconds`, a claim of the wrong type (`"iat": "0"`,
+`"officer_id": "5"`, `null`, NaN …): each a 401, never a 500.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,7 +42,11 @@ MAX_CACHED_OFFICERS = 10_000
 JWKS_TIMEOUT_SECONDS = 5.0
 
 _REQUIRED_CLAIMS = ("exp", "iss", "aud", "role")
-_OFFICER_ID = re.compile(r"[0-9]{1,18}")
+# NumericDate claims: checked here, as JSON integers. PyJWT compares `int(value)`, which
+# takes "0", " 5", "1_0", true and 1.9 alike; this verifier takes none of them.
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+# Far beyond any real date, far below where arithmetic or a database column would overflow.
+MAX_NUMERIC_DATE = 2**53
 
 # Most specific first: several PyJWT errors subclass DecodeError / InvalidTokenError.
 _MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -228,7 +232,8 @@ class TokenVerifier:
             return Principal(role=self._anonymous_role)
         token = _bearer_token(authorization_header)
         claims = self._decode(token)
-        self._check_lifetime(claims)
+        _check_claim_types(claims)
+        self._check_times(claims)
         return self._principal(claims)
 
     async def _check_officer(self, principal: Principal) -> None:
@@ -248,7 +253,10 @@ class TokenVerifier:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
-                options={"require": list(_REQUIRED_CLAIMS)},
+                # The time claims and `sub` are checked here, types first (`_check_times`,
+                # `_principal`): PyJWT's own checks differ between versions.
+                options={"require": list(_REQUIRED_CLAIMS), "verify_exp": False,
+                         "verify_nbf": False, "verify_iat": False, "verify_sub": False},
             )
         except jwt.MissingRequiredClaimError as exc:
             # `exc.claim` is one of _REQUIRED_CLAIMS, never data from the token.
@@ -256,14 +264,21 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(_message_for(exc)) from exc
 
-    def _check_lifetime(self, claims: dict[str, Any]) -> None:
-        """No token lives longer than the setting allows, whoever signed it: not from its
-        `iat`, when it has one, and not from now (PyJWT has checked both are numbers)."""
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """Expiry, `nbf` and `iat` within the leeway, and no token living longer than the
+        setting allows, whoever signed it: not from its `iat`, when it has one, and not
+        from now. `_check_claim_types` has made them integers."""
+        now = time.time()
         expires = claims["exp"]
+        if expires <= now - self._leeway:
+            raise AuthError("token expired")
+        for claim in ("nbf", "iat"):
+            if claims.get(claim, 0) > now + self._leeway:
+                raise AuthError("token not yet valid")
         issued = claims.get("iat")
         if issued is not None and expires - issued > self._max_lifetime:
             raise AuthError("token lifetime too long")
-        if expires - time.time() > self._max_lifetime + self._leeway:
+        if expires - now > self._max_lifetime + self._leeway:
             raise AuthError("token lifetime too long")
 
     def _check_jurisdiction(self, role: str, area: str | None) -> None:
@@ -287,16 +302,21 @@ class TokenVerifier:
             or role == self._anonymous_role
         ):
             raise AuthError("unknown role")
+        # Present means well-formed: an explicit `null` is not an absent claim.
         area = claims.get("area")
-        if area is not None and not (isinstance(area, str) and is_area_code(area)):
+        if "area" in claims and not (isinstance(area, str) and is_area_code(area)):
             raise AuthError("malformed area")
         self._check_jurisdiction(role, area)
-        officer_id = _officer_id(claims.get("officer_id"))
+        officer_id = _officer_id(claims)
         if (officer_id is None) != (role not in self._officer_kinds):
             raise AuthError("officer_id not allowed for this role" if officer_id is not None
                             else "token lacks an officer_id")
-        subject = claims.get("sub")  # PyJWT has already checked it is a string
-        if subject is not None and not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        subject = claims.get("sub")
+        # Stored with the caller's reports: no control character, no lone surrogate
+        # (PostgreSQL's text holds neither).
+        if "sub" in claims and not (isinstance(subject, str)
+                                    and 0 < len(subject) <= MAX_SUBJECT_LENGTH
+                                    and subject.isprintable()):
             raise AuthError("malformed subject")
         return Principal(
             role=role,
@@ -366,11 +386,25 @@ def _bearer_token(header: str) -> str:
     return token
 
 
-def _officer_id(value: object) -> int | None:
-    if value is None:
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    """Refuses a time claim that is not a JSON integer in range (`null` included). The
+    claim's name, never its value, goes into the message."""
+    for claim in _TIME_CLAIMS:
+        if claim in claims and not _is_numeric_date(claims[claim]):
+            raise AuthError(f"malformed {claim!r} claim")
+
+
+def _is_numeric_date(value: object) -> bool:
+    # bool is an int in Python; a float (1.5, NaN, 1e400 = inf) is refused with it.
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value < MAX_NUMERIC_DATE)
+
+
+def _officer_id(claims: dict[str, Any]) -> int | None:
+    """A JSON integer, as every other id in a token or a query; "5" is refused, not read."""
+    if "officer_id" not in claims:
         return None
-    if isinstance(value, str) and _OFFICER_ID.fullmatch(value):
-        return int(value)
+    value = claims["officer_id"]
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
         return value
     raise AuthError("malformed officer_id")

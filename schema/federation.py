@@ -2,10 +2,11 @@
 input, and `_service` that exposes the SDL exactly where introspection is allowed.
 
 `_entities` is one more path to a record: each representation is checked, copied, and
-reloaded under the caller's row scope by its type's `resolve_reference`. Strawberry's own
-resolver pops `__typename` off the representation it is given; graphql-core hands every
-alias of `_entities` the same coerced variable value, so without the copy a second alias
-sharing a `representations` variable saw objects without their type.
+reloaded under the caller's row scope by its type's `resolve_reference`; a bad one fails
+its own entry (null, one BAD_USER_INPUT error at `["_entities", i]`), never its batch.
+Strawberry's own resolver pops `__typename` off the representation it is given;
+graphql-core hands every alias of `_entities` the same coerced variable value, so without
+the copy a second alias sharing a `representations` variable saw objects without their type.
 
 `_service { sdl }` is the whole schema by another door: with `SISADA_INTROSPECTION=off`
 nobody gets it, with `authenticated` only callers with a verified token (a router's
@@ -24,25 +25,37 @@ from strawberry.extensions import SchemaExtension
 from schema.errors import BadInputError
 from schema.limits import Introspection
 
-# Federation entities and their key field: `_entities` accepts these and nothing else.
-ENTITY_KEYS = {"Foreigner": "id", "Area": "code"}
+# Federation entities, their key field and the JSON types that field may have: `_entities`
+# accepts these and nothing else. (A bool is an int in Python; it is refused by name.)
+ENTITY_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "Foreigner": ("id", (str, int)),
+    "Area": ("code", (str,)),
+}
 
 SERVICE_FIELD = "_service"
 
 
-def checked_representations(representations: list[Any]) -> list[dict[str, Any]]:
-    """Fresh copies of valid representations (unknown types or missing keys: bad input)."""
-    copies = []
-    for representation in representations:
-        if not isinstance(representation, dict):
-            raise BadInputError("a representation must be an object")
-        key = ENTITY_KEYS.get(representation.get("__typename"))
-        if key is None:
-            raise BadInputError("unknown entity type")
-        if not isinstance(representation.get(key), str | int):
-            raise BadInputError(f"a representation needs its key field '{key}'")
-        copies.append(dict(representation))
-    return copies
+def checked_representations(representations: list[Any]) -> list[dict[str, Any] | BadInputError]:
+    """One entry per representation: a fresh copy holding its type and key alone, or the
+    error that fails that entry alone (`_entities` items are nullable, so a bad entry does
+    not blank the good ones batched with it). Messages name the problem, never the value."""
+    return [_checked(representation) for representation in representations]
+
+
+def _checked(representation: object) -> dict[str, Any] | BadInputError:
+    if not isinstance(representation, dict):
+        return BadInputError("a representation must be an object")
+    type_name = representation.get("__typename")
+    entity = ENTITY_KEYS.get(type_name) if isinstance(type_name, str) else None
+    if entity is None:
+        return BadInputError("unknown entity type")
+    key, types = entity
+    value = representation.get(key)
+    if not isinstance(value, types) or isinstance(value, bool):
+        return BadInputError(f"a representation needs its key field '{key}'")
+    # Only the key: Strawberry passes every other member to `resolve_reference` as a
+    # keyword argument, and nothing a caller sends besides the key is ever believed.
+    return {"__typename": type_name, key: value}
 
 
 def service_allowed(mode: Introspection, authenticated: bool) -> bool:

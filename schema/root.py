@@ -374,8 +374,14 @@ class SisadaSchema(strawberry.federation.Schema):
         self, info: strawberry.Info, representations: list[FederationAny]
     ) -> list[FederationAny]:
         """Checked copies of the representations: Strawberry's resolver consumes its input,
-        which graphql-core shares between aliases of `_entities` (schema.federation)."""
-        return super().entities_resolver(info, checked_representations(representations))
+        which graphql-core shares between aliases of `_entities` (schema.federation). A bad
+        representation stays in its place as an error, which graphql-core reports at that
+        item's path and resolves to null; the good ones are resolved together."""
+        checked = checked_representations(representations)
+        resolved = iter(super().entities_resolver(
+            info, [entry for entry in checked if isinstance(entry, dict)]))
+        return [next(resolved) if isinstance(entry, dict) else entry
+                for entry in checked]
 
     def _get_middleware_manager(self, extensions: list[SchemaExtension]) -> MiddlewareManager:
         # The field policy as middleware that skips itself when the operation selects only

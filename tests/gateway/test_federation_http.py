@@ -170,8 +170,9 @@ def test_entities_of_a_non_entity_type_echo_nothing_as_police(deployment: Deploy
         "query($reps: [_Any!]!) { _entities(representations: $reps) { __typename } }",
         "setiabudi_police", {"reps": [forged]})
     body = response.json()
-    assert body["data"] is None  # `_entities` is non-null: the error nulls the response
-    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    assert body["data"] == {"_entities": [None]}  # the entry fails alone, not the field
+    assert [(e["extensions"]["code"], e["path"]) for e in body["errors"]] == [
+        ("BAD_USER_INPUT", ["_entities", 0])]
     assert b"FORGED-REPORT-TEXT" not in response.content
 
 
@@ -180,8 +181,120 @@ def test_entities_without_their_key_are_bad_input_as_police(deployment: Deployme
         "query($reps: [_Any!]!) { _entities(representations: $reps) { __typename } }",
         "setiabudi_police", {"reps": [{"__typename": "Foreigner", "fullName": "x"}]})
     body = response.json()
-    assert body["data"] is None  # `_entities` is non-null: the error nulls the response
-    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    assert body["data"] == {"_entities": [None]}
+    assert [(e["extensions"]["code"], e["path"]) for e in body["errors"]] == [
+        ("BAD_USER_INPUT", ["_entities", 0])]
+
+
+# -- review F6: a bad representation fails its own entry, never the batch -------------------
+
+MIXED_ENTITIES = """
+query Entities($reps: [_Any!]!) {
+  _entities(representations: $reps) {
+    ... on Foreigner { id nationality }
+    ... on Area { code level }
+  }
+}
+"""
+
+# Each is wrong in its shape (not merely a missing or out-of-range record): the marker
+# strings prove no message echoes the representation.
+BAD_REPRESENTATIONS: list[Any] = [
+    {"__typename": "Foreigner", "id": [1]},
+    {"__typename": "Foreigner", "id": {"a": "ECHO-OBJECT-ID"}},
+    {"__typename": "Foreigner", "id": None},
+    {"__typename": "Foreigner", "id": True},
+    {"__typename": "Foreigner", "id": 1.5},
+    {"__typename": "Foreigner"},
+    {"id": "1"},
+    {"__typename": "Area", "code": 1.5},
+    {"__typename": "Area", "code": 3174},
+    {"__typename": "Area", "code": ["31.74"]},
+    {"__typename": "Area", "code": "ECHO-NOT-A-CODE"},
+    {"__typename": "Area"},
+    ["x"],
+    "ECHO-A-STRING",
+    42,
+    True,
+    {"__typename": "EchoUnknownType", "id": "1"},
+    {"__typename": ["Foreigner"], "id": "1"},
+    {"__typename": None, "id": "1"},
+    {"__typename": "Report", "id": "1"},
+    {},
+]
+
+
+def test_each_bad_representation_fails_its_own_entry_as_police(deployment: Deployment) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    good_foreigner = _ref(foreigner["id"])
+    good_area = {"__typename": "Area", "code": SETIABUDI}
+    # Good entries first, last and between every bad one.
+    reps: list[Any] = [good_foreigner]
+    for bad in BAD_REPRESENTATIONS:
+        reps += [bad, good_area if len(reps) % 4 == 1 else good_foreigner]
+    response = deployment.post(MIXED_ENTITIES, "setiabudi_police", {"reps": reps})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    entities = body["data"]["_entities"]
+    assert len(entities) == len(reps)
+    bad_indexes = [i for i, rep in enumerate(reps) if rep is not good_foreigner
+                   and rep is not good_area]
+    assert len(bad_indexes) == len(BAD_REPRESENTATIONS)
+    for i, rep in enumerate(reps):
+        if rep is good_foreigner:
+            assert entities[i] == {"id": str(foreigner["id"]),
+                                   "nationality": foreigner["nationality"]}, i
+        elif rep is good_area:
+            assert entities[i] == {"code": SETIABUDI, "level": "kecamatan"}, i
+        else:
+            assert entities[i] is None, i
+    # One BAD_USER_INPUT error per bad entry, at that entry's path, and no other.
+    errors = sorted(body["errors"], key=lambda e: e["path"][1])
+    assert [e["path"] for e in errors] == [["_entities", i] for i in bad_indexes]
+    assert {e["extensions"]["code"] for e in errors} == {"BAD_USER_INPUT"}
+    assert b"ECHO" not in response.content.replace(b"EchoUnknownType", b"")
+    assert b"EchoUnknownType" not in response.content
+
+
+def test_a_bad_representation_alone_fails_only_its_entry_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    foreigner = _one_living_in(deployment, TEBET)
+    for bad in BAD_REPRESENTATIONS:
+        body = deployment.gql(MIXED_ENTITIES, "immigration_officer",
+                              reps=[bad, _ref(foreigner["id"])])
+        assert body["data"]["_entities"] == [
+            None, {"id": str(foreigner["id"]), "nationality": foreigner["nationality"]}], bad
+        assert [(e["extensions"]["code"], e["path"]) for e in body["errors"]] == [
+            ("BAD_USER_INPUT", ["_entities", 0])], bad
+
+
+def test_missing_and_out_of_range_ids_are_null_without_an_error_among_bad_ones_as_police(
+    deployment: Deployment,
+) -> None:
+    # A well-formed id that names no row answers like a missing record: null, no error;
+    # only the malformed representation carries one.
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    reps = [_ref(_missing_id(deployment)), {"__typename": "Foreigner", "id": 2**70},
+            {"__typename": "Foreigner", "id": [1]}, _ref(foreigner["id"])]
+    body = deployment.gql(MIXED_ENTITIES, "setiabudi_police", reps=reps)
+    assert body["data"]["_entities"][:3] == [None, None, None]
+    assert body["data"]["_entities"][3]["id"] == str(foreigner["id"])
+    assert [e["path"] for e in body["errors"]] == [["_entities", 2]]
+
+
+def test_bad_representations_in_aliases_sharing_a_variable_as_police(
+    deployment: Deployment,
+) -> None:
+    foreigner = _one_living_in(deployment, SETIABUDI)
+    body = deployment.gql(
+        "query($reps: [_Any!]!) { a: _entities(representations: $reps) "
+        "{ ... on Foreigner { id } } b: _entities(representations: $reps) "
+        "{ ... on Foreigner { id } } }",
+        "setiabudi_police", reps=[{"id": "1"}, _ref(foreigner["id"])])
+    expected = [None, {"id": str(foreigner["id"])}]
+    assert body["data"] == {"a": expected, "b": expected}
+    assert sorted(tuple(e["path"]) for e in body["errors"]) == [("a", 0), ("b", 0)]
 
 
 # -- issue 8 section 3: inputs are never mutated; `_service` obeys introspection ---------
@@ -278,3 +391,14 @@ def test_entities_still_resolve_with_introspection_off_as_police(
         json={"query": FOREIGNER_ENTITIES, "variables": {"reps": [_ref(foreigner["id"])]}},
         headers={"authorization": f"Bearer {deployment.token('setiabudi_police')}"})
     assert response.json()["data"]["_entities"][0]["id"] == str(foreigner["id"])
+
+
+def test_a_null_representation_is_refused_with_the_request_as_police(
+    deployment: Deployment,
+) -> None:
+    # The one exception: Federation fixes the argument as `[_Any!]!`, so a null item fails
+    # variable coercion before anything runs (no entry resolves, and nothing is read).
+    body = deployment.gql(MIXED_ENTITIES, "setiabudi_police",
+                          reps=[None, {"__typename": "Area", "code": SETIABUDI}])
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
