@@ -168,6 +168,49 @@ def _scalar(url: str, sql: str) -> Any:
     return asyncio.run(run())
 
 
+LONG_REPORTS = 150
+LONG_TEXT = "\U0001d54f" * 3990  # the longest text submitReport takes, 4 bytes a character
+
+
+def add_long_reports(url: str) -> None:
+    """What an attacker can plant over time with submitReport (a neighbourhood head reads
+    them back, police in their jurisdiction): reports whose text is as long as allowed, in
+    the busiest RT of the demo kecamatan."""
+    import asyncio
+    import datetime as dt
+    import secrets
+
+    from sqlalchemy import func, insert, select
+
+    from policies.area_codes import located_codes
+    from resolvers.db import create_engine
+    from resolvers.models import Report, Residence
+
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                planted = await conn.scalar(select(func.count()).select_from(Report).where(
+                    func.length(Report.text) > 3000))
+                if planted >= LONG_REPORTS:
+                    return
+                rt = await conn.scalar(
+                    select(Residence.rt_code).where(Residence.kecamatan_code == SETIABUDI)
+                    .group_by(Residence.rt_code).order_by(func.count().desc()).limit(1))
+                now = dt.datetime.now(dt.UTC)
+                await conn.execute(insert(Report), [{
+                    "receipt_code": "SSD-" + "-".join(secrets.token_hex(2).upper()
+                                                      for _ in range(4)),
+                    "category": "other", "text": LONG_TEXT, "reporter_contact": None,
+                    "submitted_by": None, "status": "received", "foreigner_id": None,
+                    "assigned_officer_id": None, "created_at": now, "updated_at": now,
+                    **located_codes(rt)} for _ in range(LONG_REPORTS - planted)])
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def _officer_id(url: str, supervisor: bool) -> int:
     condition = "is_supervisor" if supervisor else "NOT is_supervisor"
     return int(_scalar(url, f"SELECT min(id) FROM officer WHERE {condition}"))
@@ -332,6 +375,7 @@ def database(backend: str, foreigners: int) -> Iterator[str]:
 def run_backend(backend: str, foreigners: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
     with database(backend, foreigners) as url:
+        add_long_reports(url)
         server = start("sisada", url)
         try:
             tokens = personas(url)

@@ -35,7 +35,7 @@ from schema.common import (
     int_id,
     opened_cursor,
 )
-from schema.cost import bounded, unbounded_list_fields
+from schema.cost import STATEMENT_WEIGHT, bounded, unbounded_list_fields, weighted
 from schema.error_handling import ErrorMasking, log_errors
 from schema.errors import BadInputError, ForbiddenError, NotFoundError
 from schema.federation import ServiceExposure, checked_representations
@@ -136,7 +136,8 @@ class Query:
     async def foreigner(self, info: Ctx, id: strawberry.ID) -> Foreigner | None:
         return await load_foreigner(info, int_id(id))
 
-    @strawberry.field(description="Foreigners in your scope, newest id last, cursor-paginated.")
+    @strawberry.field(description="Foreigners in your scope, newest id last, cursor-paginated.",
+                      metadata=weighted(STATEMENT_WEIGHT))
     async def foreigners(
         self,
         info: Ctx,
@@ -155,7 +156,8 @@ class Query:
         await fetch_page_relations(info, nodes)
         return ForeignerConnection(nodes=nodes, page_info=PageInfo.of(page), filters=filters)
 
-    @strawberry.field(description="Field check by passport or permit number: registered or not.")
+    @strawberry.field(description="Field check by passport or permit number: registered or not.",
+                      metadata=weighted(STATEMENT_WEIGHT))
     async def check_foreigner(self, info: Ctx, document_number: str) -> ForeignerCheck | None:
         info.context.require_readable("Foreigner", "passportNumber")
         number = document_number_argument(document_number)
@@ -173,7 +175,7 @@ class Query:
         return await load_area(info, area_code_argument(code))
 
     @strawberry.field(description="Areas in your scope, optionally of one level or one parent.",
-                      metadata=bounded(max_areas_listed))
+                      metadata=bounded(max_areas_listed, weight=STATEMENT_WEIGHT))
     async def areas(
         self, info: Ctx, level: str | None = None, parent_code: str | None = None
     ) -> list[Area] | None:
@@ -187,7 +189,8 @@ class Query:
     async def report(self, info: Ctx, id: strawberry.ID) -> Report | None:
         return await load_report(info, int_id(id))
 
-    @strawberry.field(description="Reports in your scope, newest first.")
+    @strawberry.field(description="Reports in your scope, newest first.",
+                      metadata=weighted(STATEMENT_WEIGHT))
     async def reports(
         self,
         info: Ctx,
@@ -224,12 +227,13 @@ class Query:
     async def officer(self, info: Ctx, id: strawberry.ID) -> Officer | None:
         return await load_officer(info, int_id(id))
 
-    @strawberry.field(metadata=bounded(MAX_OFFICERS))
+    @strawberry.field(metadata=bounded(MAX_OFFICERS, weight=STATEMENT_WEIGHT))
     async def officers(self, info: Ctx) -> list[Officer] | None:
         rows = await queries.officers(info.context.db, info.context.scopes["Officer"])
         return [Officer.from_row(row) for row in rows]
 
-    @strawberry.field(description="Officer field activities in your scope, newest first.")
+    @strawberry.field(description="Officer field activities in your scope, newest first.",
+                      metadata=weighted(STATEMENT_WEIGHT))
     async def activities(
         self,
         info: Ctx,
