@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 from conftest import SETIABUDI, Deployment, run_async
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from resolvers.models import OfficerActivity
+from policies.loader import LocationPrecision
+from resolvers.models import OfficerActivity, Residence
 
 K = 5  # location_k_minimum of reports.polar and activities.polar
 PARTNERS = ["setiabudi_police", "setiabudi_military"]
@@ -255,6 +256,180 @@ def test_reports_and_activities_take_no_area_argument(deployment: Deployment) ->
     for root in ("reports", "activities", "report"):
         assert not {a for a in args[root] if "area" in a.lower()}, args[root]
 
+
+# -- suppression inference: what the shown area leaves a reader to eliminate ----------
+#
+# The review's attack (issue: "suppression inference"): police read a report's areaCode (an
+# RW, so its RT held fewer than K), then listed the RW's foreigners with `residence { rtCode
+# validFrom }` and counted, per RT, who lived there by the report's day. RTs holding K
+# would have been shown themselves, so they were struck off — and only one RT of the RW was
+# left, with 3 people in it. The pooled rule (resolvers/precision.py) shows an area only
+# where the residents left in it after that elimination are K. The rule is restated here
+# independently, over every residence of the database (a reader who has watched the
+# register over time knows who lived where on the day, movers-out included).
+
+LEVELS = ("rt", "rw", "kelurahan", "kecamatan", "city")  # finest first
+
+
+def _day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(dt.UTC).date() if moment.tzinfo else moment.date()
+
+
+def _chain(row: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(level, row[f"{level}_code"]) for level in LEVELS if row[f"{level}_code"]]
+
+
+def _shown_by_pools(residences: list[dict[str, Any]], day: dt.date, k: int
+                    ) -> tuple[dict[str, int], Any]:
+    """The rule as of `day`: (the shown-pool size of every area, and a function giving the
+    area shown for a chain of codes). Residents of the day (R: begun by the day, not ended
+    by it) decide which areas resolve on their own; current residents of the day (C)
+    fill the pools that are shown."""
+    lived = [r for r in residences
+             if r["valid_from"] <= day and (r["valid_to"] is None or r["valid_to"] > day)]
+    resolved: set[str] = set()
+    current_pool: dict[str, int] = {}
+    for depth, level in enumerate(LEVELS):
+        finer = LEVELS[:depth]
+        day_pool: dict[str, int] = {}
+        for r in lived:
+            code = r[f"{level}_code"]
+            if code is None or any(r[f"{f}_code"] in resolved for f in finer):
+                continue
+            day_pool[code] = day_pool.get(code, 0) + 1
+            if r["valid_to"] is None:
+                current_pool[code] = current_pool.get(code, 0) + 1
+        resolved |= {code for code, n in day_pool.items() if n >= k}
+
+    def shown(row: dict[str, Any]) -> str | None:
+        return next((code for _l, code in _chain(row) if current_pool.get(code, 0) >= k), None)
+
+    return current_pool, shown
+
+
+def _shown_by_old_rule(residences: list[dict[str, Any]], day: dt.date, k: int) -> Any:
+    """The rule the review broke: the smallest area where K current residents lived."""
+    held: dict[str, int] = {}
+    for r in residences:
+        if r["valid_to"] is None and r["valid_from"] <= day:
+            for _level, code in _chain(r):
+                held[code] = held.get(code, 0) + 1
+    return lambda row: next((c for _l, c in _chain(row) if held.get(c, 0) >= k), None)
+
+
+def _candidates(residences: list[dict[str, Any]], day: dt.date, area: str,
+                shown: Any) -> list[int]:
+    """The reader's elimination: the current residents of the shown area (moved in by the
+    day) whose own place would be shown as this same area; everyone else is struck off."""
+    return [r["foreigner_id"] for r in residences
+            if r["valid_to"] is None and r["valid_from"] <= day
+            and _within(r["rt_code"] or r["rw_code"] or r["kelurahan_code"], area)
+            and shown(r) == area]
+
+
+def _all_residences(d: Deployment) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]]:
+        engine = create_async_engine(d.database_url)
+        try:
+            async with engine.connect() as conn:
+                return [dict(r) for r in (await conn.execute(select(Residence))).mappings()]
+        finally:
+            await engine.dispose()
+
+    return run_async(read())
+
+
+ELIMINATION_QUERIES = {
+    "reports": ("{ reports(first: 1000) { nodes { id areaCode createdAt } } }", "createdAt"),
+    "activities": ("{ activities(first: 1000) { nodes { id areaCode occurredAt } } }",
+                   "occurredAt"),
+}
+
+
+@pytest.mark.parametrize("persona", ["setiabudi_police", "city_police"])
+def test_elimination_leaves_k_candidates_for_every_record_as(
+    deployment: Deployment, persona: str
+) -> None:
+    residences = _all_residences(deployment)
+    assert any(r["valid_to"] is not None for r in residences), "the seed has movers"
+    rules: dict[dt.date, tuple[Any, Any]] = {}
+    checked = withheld = broken_before = 0
+    for root, (query, day_field) in ELIMINATION_QUERIES.items():
+        facts = _facts(deployment, root)
+        for node in _nodes(deployment.gql(query, persona), root):
+            row = facts.get(int(node["id"]))
+            if row is None:  # a record a concurrent test created
+                continue
+            day = _day(dt.datetime.fromisoformat(node[day_field]))
+            if day not in rules:
+                rules[day] = (_shown_by_pools(residences, day, K)[1],
+                              _shown_by_old_rule(residences, day, K))
+            shown, old = rules[day]
+            # The gateway follows the rule: the same area, or withheld where it is None.
+            assert node["areaCode"] == shown(row), (root, node, _exact(row))
+            if node["areaCode"] is None:
+                withheld += 1
+                continue
+            checked += 1
+            left = _candidates(residences, day, node["areaCode"], shown)
+            assert len(left) >= K, (root, node["id"], node["areaCode"], left)
+            old_area = old(row)
+            if old_area and old_area != _exact(row):
+                broken_before += len(_candidates(residences, day, old_area, old)) < K
+    assert checked
+    # The regression has teeth: under the old rule, this very attack singled out records.
+    assert broken_before, "the old rule left fewer than K candidates for some record"
+
+
+def test_a_record_only_gets_coarser_as_residents_move_out() -> None:
+    """Pools shown count current residents, but which sub-areas resolve on their own is
+    judged on the day's residents, movers-out included: an RT dropping below K never pours
+    its residents into its RW's pool, so no other record of that RW becomes finer (two
+    readings a day apart would intersect to the few residents of the record's RT). The
+    statement itself, on a database of its own."""
+    from resolvers.models import Base
+    from resolvers.precision import activity_select
+
+    day = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    kelurahan = "31.74.02.1001"
+    rw, other = f"{kelurahan}.01", f"{kelurahan}.02"
+    busy, small = f"{rw}.001", f"{rw}.002"
+    homes = [busy] * 5 + [small] * 3 + [f"{rw}.003"] + [f"{other}.001"] * 6 \
+        + [f"{other}.002"] * 3
+
+    def located(rt: str) -> dict[str, str]:
+        return {"rt_code": rt, "rw_code": rt[:-4], "kelurahan_code": rt[:-7],
+                "kecamatan_code": rt[:-12], "city_code": rt[:5]}
+
+    async def shown_before_and_after() -> tuple[str | None, str | None]:
+        engine = create_async_engine("sqlite+aiosqlite://")
+        statement = activity_select(LocationPrecision(k=K)).where(OfficerActivity.id == 1)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+                await conn.execute(Residence.__table__.insert(), [
+                    {"id": n, "foreigner_id": n, "street_address": "-", "latitude": 0.0,
+                     "longitude": 0.0, "valid_from": dt.date(2025, 1, 1), "valid_to": None,
+                     **located(rt)} for n, rt in enumerate(homes, 1)])
+                await conn.execute(OfficerActivity.__table__.insert(), [
+                    {"id": 1, "officer_id": 1, "kind": "DOCUMENT_CHECK", "occurred_at": day,
+                     "joint_operation": True, **located(small)}])
+                before = (await conn.execute(statement)).mappings().one()["area_code"]
+                # One resident of the busy RT moves out (since the record's day).
+                await conn.execute(Residence.__table__.update()
+                                   .where(Residence.id == 1)
+                                   .values(valid_to=dt.date(2026, 6, 1)))
+                after = (await conn.execute(statement)).mappings().one()["area_code"]
+        finally:
+            await engine.dispose()
+        return before, after
+
+    before, after = run_async(shown_before_and_after())
+    # Before: the busy RT shows itself, the RW's pool (3 + 1) is short: the kelurahan.
+    assert before == kelurahan
+    # After: the busy RT (4 now) shows itself no longer, yet its residents stay out of the
+    # RW's pool (pooled on current residents alone, 4 + 3 + 1 would show the RW).
+    assert after == kelurahan
 
 # -- constant statements: coarsening is part of the page's one statement ---------------
 

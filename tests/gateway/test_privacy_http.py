@@ -385,7 +385,11 @@ def test_joint_operations_without_subject_or_geo_as_police(deployment: Deploymen
     assert activity_ids(deployment, "setiabudi_police") >= expected
     body = deployment.gql(ACTIVITIES, "setiabudi_police")
     for node in body["data"]["activities"]["nodes"]:
-        assert node["jointOperation"] is True and node["areaCode"].startswith(SETIABUDI)
+        # No linking: coarsened by pools, a record may be shown at an area enclosing
+        # Setiabudi (the city), or withheld; never at an area beside it.
+        code = node["areaCode"]
+        assert node["jointOperation"] is True
+        assert code is None or code.startswith(SETIABUDI) or SETIABUDI.startswith(code + ".")
         assert node["subject"] is None and node["latitude"] is None
         assert node["longitude"] is None and node["notes"] is None
 
