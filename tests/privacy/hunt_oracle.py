@@ -6,6 +6,7 @@ hunt checks the gateway against the specification, not against itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -30,9 +31,10 @@ from resolvers.models import (
 LEVELS = ("city", "kecamatan", "kelurahan", "rw", "rt")
 PUBLIC_CELL_MINIMUM = 5
 # SPEC rule 7 (no linking): a record with a link the persona may not read — a report's
-# foreigner, an activity's subject or report — shows no area holding fewer foreigners than
-# this (the shipped policy's location_k_minimum), no geo point, and free text (which may
-# name the place) only where the record's own area holds this many.
+# foreigner, an activity's subject or report — is shown at an area only where this many
+# residents are left once a reader strikes off those whose own place would be shown as some
+# other area (pooled k, World.shown_area), no geo point, and free text (which may name the
+# place) only where the record's own area is shown. k: the policy's location_k_minimum.
 LOCATION_K_MINIMUM = 5
 PERSON_LINKS = {"Report": ("foreigner", ("foreigner_id",)),
                 "Activity": ("subject", ("subject_foreigner_id", "report_id"))}
@@ -102,6 +104,38 @@ class World:
         for residence in self.current.values():
             for code in _located(residence):
                 self.counts[code] += 1
+        self._pools: dict[dt.date, dict[str, int]] = {}
+
+    def shown_area(self, row: dict[str, Any], moment: dt.datetime) -> str | None:
+        """Where a record of that day may be shown (rule 7, pooled k): the finest area of
+        its chain whose pool holds k — the current residents who had moved in by the day and
+        whose finer areas (RT, RW, …) did not resolve on their own, judged on everyone who
+        lived there that day, movers-out included. None: withheld."""
+        day = moment.astimezone(dt.UTC).date() if moment.tzinfo else moment.date()
+        if day not in self._pools:
+            self._pools[day] = self._pooled(day)
+        pools = self._pools[day]
+        chain = [row[f"{level}_code"] for level in reversed(LEVELS) if row.get(f"{level}_code")]
+        return next((code for code in chain if pools.get(code, 0) >= LOCATION_K_MINIMUM), None)
+
+    def _pooled(self, day: dt.date) -> dict[str, int]:
+        lived = [r for r in self.residences if r["valid_from"] <= day
+                 and (r["valid_to"] is None or r["valid_to"] > day)]
+        resolved: set[str] = set()
+        pools: dict[str, int] = defaultdict(int)
+        finest_first = tuple(reversed(LEVELS))
+        for depth, level in enumerate(finest_first):
+            day_pool: dict[str, int] = defaultdict(int)
+            for r in lived:
+                code = r[f"{level}_code"]
+                if code is None or any(r[f"{f}_code"] in resolved
+                                       for f in finest_first[:depth]):
+                    continue
+                day_pool[code] += 1
+                if r["valid_to"] is None:
+                    pools[code] += 1
+            resolved |= {code for code, n in day_pool.items() if n >= LOCATION_K_MINIMUM}
+        return pools
 
 
 async def read_world(url: str) -> World:
@@ -436,6 +470,8 @@ class Judge:
         if row is None or not any(row[c] for c in link_columns):
             return []
         exact = row["rt_code"] or row["rw_code"] or row["kelurahan_code"]
+        moment = row["created_at"] if type_name == "Report" else row["occurred_at"]
+        allowed = self.world.shown_area(row, moment)
         shown: list[Any] = []
         problems = []
         for alias, value in obj.items():
@@ -449,11 +485,9 @@ class Judge:
                 shown += [v for k, v in value.items() if aliases.get(k, k) == "code"]
             elif name in ("latitude", "longitude"):
                 problems.append(f"{type_name} {key} has a hidden link and shows {name}")
-            elif name == PLACE_TEXT[type_name] and (
-                    self.world.counts.get(exact, 0) < LOCATION_K_MINIMUM):
+            elif name == PLACE_TEXT[type_name] and allowed != exact:
                 problems.append(f"{type_name} {key} has a hidden link and shows its {name}, "
-                                f"which may name {exact}, where fewer than "
-                                f"{LOCATION_K_MINIMUM} foreigners live")
+                                f"which may name {exact}, an area not shown for it")
         for code in shown:
             if not isinstance(code, str) or not _within(exact, code):
                 problems.append(f"{type_name} {key} shows area {code!r}, which does not "
@@ -462,6 +496,11 @@ class Judge:
                 problems.append(f"{type_name} {key} has a hidden link and shows area {code}, "
                                 f"where {self.world.counts.get(code, 0)} foreigners live "
                                 f"(< {LOCATION_K_MINIMUM})")
+            elif code != allowed:
+                # Finer than the pooled rule allows: striking off the residents of its
+                # sub-areas that are shown on their own leaves fewer than k.
+                problems.append(f"{type_name} {key} has a hidden link and shows area {code}, "
+                                f"where the pooled rule shows {allowed}")
         return problems
 
     def judge_counts(self, code: str, obj: dict[str, Any], aliases: dict[str, str]
