@@ -31,8 +31,8 @@ readable(role, "Activity", field) if
 
 # No linking (main.polar, location_k_minimum): the subject is immigration's, and a followed-up
 # report leads to its linked foreigner; for every other role an activity lies no finer than
-# the smallest area where 5 foreigners live (a home visit happens at the subject's home),
-# without a geo point, and its notes only where its own area holds 5.
+# an area that leaves 5 candidates, pooled (a home visit happens at the subject's home),
+# without a geo point, and its notes only where its own area is the one shown.
 hidden_link_location("Activity", "subject", 5);
 hidden_link_location("Activity", "report", 5);
 place_text("Activity", "notes");

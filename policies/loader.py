@@ -45,9 +45,10 @@ class LocationPrecision:
     """No linking (SPEC rule 7): how precisely a role sees where records of one type lie.
 
     The role may not read a link of the type to a person (`hidden_link_location`), so every
-    record's area is shown no finer than the smallest enclosing area where at least `k`
-    foreigners live, its geo point never, and its `texts` (free text that may name the
-    place) only where the record's own area holds `k` (main.polar, location_k_minimum)."""
+    record's area is shown no finer than an enclosing area whose pool leaves `k` candidates
+    (pooled k, resolvers/precision.py), its geo point never, and its `texts` (free text that
+    may name the place) only where the record's own area is the one shown (main.polar,
+    location_k_minimum)."""
 
     k: int
     texts: frozenset[str] = frozenset()

@@ -19,7 +19,7 @@
 #       counts below n are suppressed (returned as null) for this actor.
 #   location_k_minimum(actor, TypeName, k)
 #       no linking (SPEC rule 7): the actor sees where a record of this type lies no finer
-#       than the smallest enclosing area where at least k foreigners live (see below).
+#       than an enclosing area that leaves k candidates (pooled k, see below).
 #   allow_schema_hints(actor)
 #       the actor's error messages may suggest field names ("Did you mean …?").
 #
@@ -66,12 +66,17 @@ readable(_role, "CountBucket", field) if field in ["key", "count"];
 # declares `hidden_link_location(Type, linkField, k)`; an actor who may not read that link
 # field sees the location of *every* record of the type coarsened — whether or not the
 # record has a link, so precision says nothing about the hidden field — as follows:
-#   - areaCode and area: the smallest area enclosing the record (its RT, RW, kelurahan,
-#     kecamatan, the city) where at least k foreigners live, counting only residents who
-#     already lived there on the record's day; null when not even the city holds k;
+#   - areaCode and area: pooled k, bottom-up as of the record's day. The record's RT where
+#     k foreigners live in it; else its RW where the RW's pool (its residents outside RTs
+#     shown on their own) holds k; else the kelurahan, kecamatan, city by the same rule
+#     (pool: residents outside sub-areas shown on their own); null when not even the city's
+#     pool holds k. A reader who strikes off every resident whose own place would be shown
+#     as another area still has k candidates. Pools count current residents who lived there
+#     by the day; which sub-areas resolve on their own is judged on all who lived there that
+#     day, so a record only ever gets coarser (resolvers/precision.py);
 #   - a geo point (latitude, longitude): null, it is finer than any area;
 #   - free text that may name the place (`place_text(Type, field)`): null unless the
-#     record's own area already holds k.
+#     record's own area is the one shown.
 # An actor who may read every link of the type sees exact locations.
 location_k_minimum(actor: Principal, type_name: String, k: Integer) if
     hidden_link_location(type_name, link, k) and

@@ -31,10 +31,11 @@ readable(role, "Report", field) if
     field in ["receiptCode"];
 
 # No linking (main.polar, location_k_minimum): the linked foreigner is immigration's, so for
-# every other role a report lies no finer than the smallest area where 5 foreigners live
+# every other role a report lies no finer than an area that leaves 5 candidates, pooled
 # (police listed the foreigners of a report's RT; where the RT held one, that was the
-# report's foreigner). Reporters write where ("RT 003/RW 02, Kelurahan …"): the text is
-# shown only where the report's own area holds 5.
+# report's foreigner; and counting an RW's RTs struck off those shown on their own).
+# Reporters write where ("RT 003/RW 02, Kelurahan …"): the text is shown only where the
+# report's own area is the one shown.
 hidden_link_location("Report", "foreigner", 5);
 place_text("Report", "text");
 

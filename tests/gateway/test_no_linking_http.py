@@ -3,10 +3,12 @@
 The finding: police read the RT of a joint activity or a report, listed the foreigners of
 that RT, and where it held one, that row was the activity's hidden subject or the report's
 hidden linked foreigner — with nationality and street address. A home visit's geo point is
-the subject's home. Now every role that may not read such a link sees where the record lies
-no finer than the smallest enclosing area where K foreigners live (policies/main.polar,
-location_k_minimum), no geo point, and the free text only where the record's own area
-holds K. Privacy assertions read the raw response bytes.
+the subject's home. Then the review's elimination ("suppression inference"): an RW shown
+meant an RT of it held fewer than K, and counting its RTs found which. Now every role that
+may not read such a link sees where the record lies by pooled K (policies/main.polar,
+location_k_minimum; resolvers/precision.py): an area whose residents, less those whose own
+place would be shown as another area, are K. No geo point, and the free text only where
+the record's own area is shown. Privacy assertions read the raw response bytes.
 """
 
 from __future__ import annotations

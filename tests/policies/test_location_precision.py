@@ -2,7 +2,7 @@
 
 Each row: a record type and, in the column order of ROLES, the k of the raw Oso decision
 `location_k_minimum(Principal(role), type, k)` — where records of the type lie is shown
-no finer than the smallest enclosing area where k foreigners live — or `exact` when the
+no finer than an enclosing area whose pool leaves k candidates — or `exact` when the
 role may read every link of the type to a person. Then: the compiled form (what the
 gateway uses) equals Oso, and the free text withheld with a coarsened location.
 """
@@ -43,7 +43,7 @@ PRECISION: list[tuple[str, tuple[int | None, ...]]] = [
 ]
 # fmt: on
 
-# Free text that may name the place: shown only where the record's own area holds k.
+# Free text that may name the place: shown only where the record's own area is shown.
 PLACE_TEXT = {"Report": {"text"}, "Activity": {"notes"}}
 
 ROWS = [(role, type_name, ks[i]) for type_name, ks in PRECISION for i, role in enumerate(ROLES)]
