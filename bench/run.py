@@ -31,9 +31,10 @@ import httpx
 
 from bench.serve import bench_settings
 from gateway.auth import mint_dev_token
+from gateway.cursors import cursor_key
 from resolvers import migrate
 from resolvers.db import create_engine
-from resolvers.paging import encode_cursor
+from resolvers.paging import CursorSeal, encode_cursor
 from resolvers.seed import seed_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,6 +243,13 @@ async def _load(server: Server, case: Case, token: str, clients: int, seconds: f
 # -- the run ---------------------------------------------------------------------
 
 
+def deep_cursor(position: int) -> str:
+    """A cursor at `position` in the ID order, sealed as the gateway seals its own (every
+    variant shares the benchmark's secret, so one key opens it everywhere)."""
+    seal = CursorSeal(cursor_key(bench_settings("sqlite+aiosqlite://")))
+    return seal.seal(encode_cursor("ID", [position]))
+
+
 def discover(client: httpx.Client, server: Server, toks: dict[str, str], foreigners: int
              ) -> dict[str, Any]:
     """A passport number to check and a cursor deep in the table."""
@@ -250,7 +258,7 @@ def discover(client: httpx.Client, server: Server, toks: dict[str, str], foreign
         json={"query": "{ foreigners(first: 1) { nodes { passportNumber } } }"}).json()
     return {
         "passport": body["data"]["foreigners"]["nodes"][0]["passportNumber"],
-        "deep_cursor": encode_cursor("ID", [int(foreigners * 0.9)]),
+        "deep_cursor": deep_cursor(int(foreigners * 0.9)),
     }
 
 
@@ -420,7 +428,7 @@ def deep_page_ratio(small: Server, big: Server, urls: tuple[str, str], rounds: i
                                       ("big", big, urls[1], 100_000)):
             token = tokens(url, SETIABUDI + ".1001.01.001")["immigration"]
             case = Case("deep", PAGE, "immigration",
-                        {"after": encode_cursor("ID", [int(n * 0.9)])})
+                        {"after": deep_cursor(int(n * 0.9))})
             request(client, server, case, token)  # warm-up
             pairs.append((label, server, case, token))
         for _ in range(rounds):

@@ -117,7 +117,8 @@ FAMILIES = [
         + "} } } } }", {}), 3),
 ]
 
-REFUSED = {"QUERY_TOO_COMPLEX", "TOO_MANY_ALIASES", "QUERY_TOO_DEEP", "FORBIDDEN"}
+REFUSED = {"QUERY_TOO_COMPLEX", "TOO_MANY_ALIASES", "QUERY_TOO_DEEP", "FORBIDDEN",
+           "PAYLOAD_TOO_LARGE"}
 
 
 @dataclass
@@ -402,7 +403,8 @@ def report(backend: str, foreigners: int, outcomes: list[Outcome]) -> str:
     worst_by_role: dict[str, Outcome] = {}
     for outcome in outcomes:
         known = worst_by_role.get(outcome.role)
-        if known is None or outcome.seconds > known.seconds:
+        # A refusal (FORBIDDEN) is heaviest only where the role may run nothing else.
+        if known is None or (_ran(outcome), outcome.seconds) > (_ran(known), known.seconds):
             worst_by_role[outcome.role] = outcome
     for role, o in worst_by_role.items():
         lines.append(f"| {role} | {o.family} ({o.size}) | {o.seconds:.2f} s | "
@@ -420,6 +422,10 @@ def report(backend: str, foreigners: int, outcomes: list[Outcome]) -> str:
               f"- runs: {len(outcomes)} (role x family, each at its largest accepted size); "
               f"median wall {statistics.median(o.seconds for o in outcomes):.2f} s"]
     return "\n".join(lines)
+
+
+def _ran(outcome: Outcome) -> bool:
+    return "FORBIDDEN" not in outcome.result
 
 
 def main(argv: list[str] | None = None) -> int:

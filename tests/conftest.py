@@ -36,6 +36,9 @@ SETIABUDI = "31.74.02"
 TEBET = "31.74.01"
 CITY = "31.74"
 
+# The roles SPEC.md names (the `role` claim), in the table's order.
+ROLES = ("immigration_officer", "immigration_supervisor", "police", "military", "district",
+         "neighbourhood", "public", "auditor")
 # name -> (role, jurisdiction, officer id). The RT head's area is filled in from the data.
 PERSONAS: dict[str, tuple[str, str | None, int | None]] = {
     "immigration_officer": ("immigration_officer", CITY, 1),
@@ -56,6 +59,24 @@ PERSONAS: dict[str, tuple[str, str | None, int | None]] = {
 def run_async(coro: Any) -> Any:
     """Run a coroutine to completion on a private loop in a thread (safe inside any test)."""
     return run_in_thread(asyncio.run, coro)
+
+
+def delete_marked_rows(database_url: str, prefix: str) -> None:
+    """Remove the reports and activities a test module wrote (their text starts with
+    `prefix`), so the seeded data is left as other modules expect it."""
+    from sqlalchemy import delete
+
+    async def delete_rows() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(delete(OfficerActivity).where(
+                    OfficerActivity.notes.startswith(prefix)))
+                await conn.execute(delete(Report).where(Report.text.startswith(prefix)))
+        finally:
+            await engine.dispose()
+
+    run_async(delete_rows())
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
+from conftest import ROLES as ALL_ROLES
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
@@ -33,18 +34,7 @@ from gateway.settings import Settings
 from policies import Policy
 from policies.principal import Principal
 
-ROLES = frozenset(
-    {
-        "immigration_officer",
-        "immigration_supervisor",
-        "police",
-        "military",
-        "district",
-        "neighbourhood",
-        "public",
-        "auditor",
-    }
-)
+ROLES = frozenset(ALL_ROLES)
 ANONYMOUS = "public"
 # What a token of each role must carry, as the shipped policy says (roles.polar).
 _POLICY = Policy()

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SETIABUDI, TEBET, Deployment, run_async
-from sqlalchemy import delete, func, select
+from conftest import SETIABUDI, TEBET, Deployment, delete_marked_rows, run_async
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.auth import mint_dev_token
@@ -62,18 +62,7 @@ def _marker() -> str:
 @pytest.fixture(scope="module", autouse=True)
 def _leave_the_seeded_data_as_found(deployment: Deployment) -> Iterator[None]:
     yield
-
-    async def delete_fresh_rows() -> None:
-        engine = create_async_engine(deployment.database_url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(delete(OfficerActivity).where(
-                    OfficerActivity.notes.startswith(MARKER_PREFIX)))
-                await conn.execute(delete(Report).where(Report.text.startswith(MARKER_PREFIX)))
-        finally:
-            await engine.dispose()
-
-    run_async(delete_fresh_rows())
+    delete_marked_rows(deployment.database_url, MARKER_PREFIX)
 
 
 def _report_input(deployment: Deployment, text: str, **extra: Any) -> dict[str, Any]:

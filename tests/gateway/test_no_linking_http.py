@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SETIABUDI, Deployment, run_async
-from sqlalchemy import delete, event, select
+from conftest import SETIABUDI, Deployment, delete_marked_rows, run_async
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from policies.loader import LocationPrecision
@@ -41,17 +41,7 @@ MARKER_PREFIX = "sisada-no-linking-test-"
 @pytest.fixture(scope="module", autouse=True)
 def _leave_the_seeded_data_as_found(deployment: Deployment) -> Iterator[None]:
     yield
-
-    async def delete_fresh_rows() -> None:
-        engine = create_async_engine(deployment.database_url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(delete(OfficerActivity).where(
-                    OfficerActivity.notes.startswith(MARKER_PREFIX)))
-        finally:
-            await engine.dispose()
-
-    run_async(delete_fresh_rows())
+    delete_marked_rows(deployment.database_url, MARKER_PREFIX)
 
 
 # -- what the seeded data holds -------------------------------------------------------

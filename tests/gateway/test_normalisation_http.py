@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SETIABUDI, Deployment, run_async
-from sqlalchemy import delete, select
+from conftest import SETIABUDI, Deployment, delete_marked_rows, run_async
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from resolvers.models import OfficerActivity, Report
@@ -38,18 +38,7 @@ def _codes(body: dict[str, Any]) -> list[str | None]:
 @pytest.fixture(scope="module", autouse=True)
 def _leave_the_seeded_data_as_found(deployment: Deployment) -> Iterator[None]:
     yield
-
-    async def delete_fresh_rows() -> None:
-        engine = create_async_engine(deployment.database_url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(delete(OfficerActivity).where(
-                    OfficerActivity.notes.startswith(MARKER_PREFIX)))
-                await conn.execute(delete(Report).where(Report.text.startswith(MARKER_PREFIX)))
-        finally:
-            await engine.dispose()
-
-    run_async(delete_fresh_rows())
+    delete_marked_rows(deployment.database_url, MARKER_PREFIX)
 
 
 CHECK = """query($n: String!) { checkForeigner(documentNumber: $n)

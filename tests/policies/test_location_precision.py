@@ -10,20 +10,10 @@ gateway uses) equals Oso, and the free text withheld with a coarsened location.
 from __future__ import annotations
 
 import pytest
+from conftest import ROLES
 
 from policies import CompiledPolicy, Policy, Principal
 from policies.loader import LocationPrecision
-
-ROLES = (
-    "immigration_officer",
-    "immigration_supervisor",
-    "police",
-    "military",
-    "district",
-    "neighbourhood",
-    "public",
-    "auditor",
-)
 
 exact = None
 K = 5

@@ -13,21 +13,11 @@ A field a role may not read is null in its responses ("null" in the SPEC table);
 from __future__ import annotations
 
 import pytest
+from conftest import ROLES
 
 from policies import Policy, Principal
 from policies.area_codes import located_codes
 from policies.resources import Activity, Area, Foreigner, Officer, Report
-
-ROLES = (
-    "immigration_officer",
-    "immigration_supervisor",
-    "police",
-    "military",
-    "district",
-    "neighbourhood",
-    "public",
-    "auditor",
-)
 
 Y, n = True, False
 
