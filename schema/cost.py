@@ -56,8 +56,11 @@ AWAITED_FIELD_WEIGHT = 20
 # A field that runs SQL statements of its own (a page, a list of areas): each one may scan
 # the caller's scope, so a request may run only so many, however they are aliased.
 STATEMENT_WEIGHT = 5_000
-# A count over the caller's scope with any filter: the most expensive statement there is.
+# A count over the caller's scope with any filter.
 COUNT_WEIGHT = 10_000
+# A page of located records (reports, activities): for roles that see them coarsened, the
+# statement also counts residents per enclosing area for every row (resolvers/precision.py).
+LOCATED_PAGE_WEIGHT = 20_000
 # The page size assumed when `first` is given by an unknown variable.
 MAX_PAGE_ITEMS = 1000
 # Lists whose length the caller chooses with an argument (a list argument's length).

@@ -35,7 +35,13 @@ from schema.common import (
     int_id,
     opened_cursor,
 )
-from schema.cost import STATEMENT_WEIGHT, bounded, unbounded_list_fields, weighted
+from schema.cost import (
+    LOCATED_PAGE_WEIGHT,
+    STATEMENT_WEIGHT,
+    bounded,
+    unbounded_list_fields,
+    weighted,
+)
 from schema.error_handling import ErrorMasking, log_errors
 from schema.errors import BadInputError, ForbiddenError, NotFoundError
 from schema.federation import ServiceExposure, checked_representations
@@ -190,7 +196,7 @@ class Query:
         return await load_report(info, int_id(id))
 
     @strawberry.field(description="Reports in your scope, newest first.",
-                      metadata=weighted(STATEMENT_WEIGHT))
+                      metadata=weighted(LOCATED_PAGE_WEIGHT))
     async def reports(
         self,
         info: Ctx,
@@ -233,7 +239,7 @@ class Query:
         return [Officer.from_row(row) for row in rows]
 
     @strawberry.field(description="Officer field activities in your scope, newest first.",
-                      metadata=weighted(STATEMENT_WEIGHT))
+                      metadata=weighted(LOCATED_PAGE_WEIGHT))
     async def activities(
         self,
         info: Ctx,
