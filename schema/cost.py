@@ -204,6 +204,9 @@ class CostEstimator:
         child_page = self._first(node, definition)
         inner = get_named_type(definition.type)
         children = self.selection_set(node.selection_set, inner, child_page, seen)
+        if cost.max_items == "argument":
+            # Each representation is loaded (awaited) or answered with an error of its own.
+            children += AWAITED_FIELD_WEIGHT
         return cost.weight + self._items(cost, node, page) * children
 
     def _introspection(self, parent: Any, name: str, definition: GraphQLField) -> FieldCost:

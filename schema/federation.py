@@ -35,10 +35,18 @@ ENTITY_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
 SERVICE_FIELD = "_service"
 
 
+# Representations in one `_entities` field: five pages of the largest size. A router asks
+# for the entities of one query level at once; an error per bad entry costs more than a
+# field, so more than this is refused whole, before any entry is looked at.
+MAX_REPRESENTATIONS = 5000
+
+
 def checked_representations(representations: list[Any]) -> list[dict[str, Any] | BadInputError]:
     """One entry per representation: a fresh copy holding its type and key alone, or the
     error that fails that entry alone (`_entities` items are nullable, so a bad entry does
     not blank the good ones batched with it). Messages name the problem, never the value."""
+    if len(representations) > MAX_REPRESENTATIONS:
+        raise BadInputError(f"at most {MAX_REPRESENTATIONS} representations in one request")
     return [_checked(representation) for representation in representations]
 
 

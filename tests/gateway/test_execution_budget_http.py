@@ -85,6 +85,27 @@ def test_a_batch_spends_one_budget(deployment: Deployment) -> None:
     assert len(results) - len(refused) < 10
 
 
+ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { __typename } }"
+
+
+def test_too_many_representations_are_refused_whole(deployment: Deployment) -> None:
+    # A second review: 60,000 bad entries, one error each, held the gateway 5 s.
+    response = deployment.post(ENTITIES, "public", {"r": [1] * 5001})
+    body = response.json()
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert "at most 5000 representations" in body["errors"][0]["message"]
+    assert body["data"] is None
+
+
+def test_representations_shared_by_aliases_count_for_each(deployment: Deployment) -> None:
+    aliased = ("query($r: [_Any!]!) { "
+               + " ".join(f"a{i}: _entities(representations: $r) {{ __typename }}"
+                          for i in range(30)) + " }")
+    body = deployment.post(aliased, "public", {"r": [1] * 5000}).json()
+    assert codes(body) == ["QUERY_TOO_COMPLEX"]
+    assert body["data"] is None
+
+
 @pytest.fixture(scope="module")
 def capped_server(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[str]:
