@@ -124,28 +124,30 @@ class RateLimiter:
             return Refusal(429, "RATE_LIMITED", "too many requests", wait)
 
         if fields.status_lookups:
-            try:
-                wait = await self._hit([(self._report_status, ("report-status", client_ip))],
-                                       fields.status_lookups)
-            except StorageError as exc:
-                self._warn(exc, fails="closed")
-                return Refusal(503, "UNAVAILABLE", "report status is unavailable right now",
-                               UNAVAILABLE_RETRY_SECONDS)
-            if wait is not None:
-                return Refusal(429, "RATE_LIMITED", "too many report status look-ups", wait)
+            refusal = await self._guarded(
+                self._report_status, ("report-status", client_ip), fields.status_lookups,
+                "report status", "too many report status look-ups")
+            if refusal is not None:
+                return refusal
 
-        reports = fields.submissions
-        if not reports:
+        if not fields.submissions:
             return None
         who = ("ip", client_ip) if anonymous else _principal_key(principal)
+        return await self._guarded(self._submit_report, ("submit-report", *who),
+                                   fields.submissions, "report submission",
+                                   "too many reports submitted")
+
+    async def _guarded(self, items: Sequence[RateLimitItem], key: tuple[str, ...], cost: int,
+                       what: str, too_many: str) -> Refusal | None:
+        """A limit that fails closed: without its storage, the guarded operation waits."""
         try:
-            wait = await self._hit([(self._submit_report, ("submit-report", *who))], reports)
+            wait = await self._hit([(items, key)], cost)
         except StorageError as exc:
             self._warn(exc, fails="closed")
-            return Refusal(503, "UNAVAILABLE", "report submission is unavailable right now",
+            return Refusal(503, "UNAVAILABLE", f"{what} is unavailable right now",
                            UNAVAILABLE_RETRY_SECONDS)
         if wait is not None:
-            return Refusal(429, "RATE_LIMITED", "too many reports submitted", wait)
+            return Refusal(429, "RATE_LIMITED", too_many, wait)
         return None
 
     async def _hit(self, rules: Sequence[tuple[Sequence[RateLimitItem], tuple[str, ...]]],

@@ -62,8 +62,8 @@ class ExecutionBudget:
         self.estimated = 0
         self.fields = 0
         self.stopped: ExecutionStoppedError | None = None
-        # Set when this request has held the event loop for a slice: list items not yet
-        # started wait for the next turn of the loop.
+        # Set when this request has held the event loop for a slice: lists being completed
+        # pause after their current item until the loop's next turn.
         self.pausing = False
         # Lists paused mid-way, waiting for the next slice.
         self._waiters: list[asyncio.Future[None]] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from graphql import (
     EnumValueNode,
@@ -92,13 +93,16 @@ class FieldCost:
     max_items: MaxItems | None
 
 
-_COSTS: dict[int, FieldCost] = {}
+# Per schema (weakly: tests build and drop many; an id could be reused by another one).
+_COSTS: WeakKeyDictionary[GraphQLSchema, dict[tuple[str, str], FieldCost]] = (
+    WeakKeyDictionary())
 
 
-def field_cost(parent: str, name: str, field: GraphQLField) -> FieldCost:
-    found = _COSTS.get(id(field))
+def field_cost(schema: GraphQLSchema, parent: str, name: str, field: GraphQLField) -> FieldCost:
+    costs = _COSTS.setdefault(schema, {})
+    found = costs.get((parent, name))
     if found is None:
-        found = _COSTS[id(field)] = _field_cost(parent, name, field)
+        found = costs[(parent, name)] = _field_cost(parent, name, field)
     return found
 
 
@@ -125,7 +129,7 @@ def unbounded_list_fields(schema: GraphQLSchema) -> list[str]:
         if type_name.startswith("__") or not isinstance(graphql_type, GraphQLObjectType):
             continue
         for name, field in graphql_type.fields.items():
-            cost = field_cost(type_name, name, field)
+            cost = field_cost(schema, type_name, name, field)
             if cost.is_list and cost.max_items is None:
                 missing.append(f"{type_name}.{name}")
     return missing
@@ -194,13 +198,13 @@ class CostEstimator:
             definition = _INTROSPECTION_ROOTS[name]
         if definition is None:
             return 1 + self.selection_set(node.selection_set, None, 1, seen)  # unknown field
-        if (self.readable is not None and not name.startswith("__")
-                and not parent.name.startswith("__")
-                and name not in self.readable.get(parent.name, ())):
+        parent_name = parent.name if parent is not None else ""
+        if name.startswith("__") or parent_name.startswith("__"):
+            cost = self._introspection(parent, name, definition)
+        elif self.readable is not None and name not in self.readable.get(parent_name, ()):
             return 1
-        cost = (field_cost(parent.name, name, definition) if not name.startswith("__")
-                and not parent.name.startswith("__") else self._introspection(parent, name,
-                                                                               definition))
+        else:
+            cost = field_cost(self.schema, parent_name, name, definition)
         child_page = self._first(node, definition)
         inner = get_named_type(definition.type)
         children = self.selection_set(node.selection_set, inner, child_page, seen)
@@ -270,12 +274,12 @@ _INTROSPECTION_ROOTS = {
     "__type": TypeMetaFieldDef,
     "__typename": TypeNameMetaFieldDef,
 }
-_INTROSPECTION_BOUNDS: dict[int, dict[str, int]] = {}
+_INTROSPECTION_BOUNDS: WeakKeyDictionary[GraphQLSchema, dict[str, int]] = WeakKeyDictionary()
 
 
 def introspection_bounds(schema: GraphQLSchema) -> dict[str, int]:
     """The longest list each introspection field can return for this schema."""
-    found = _INTROSPECTION_BOUNDS.get(id(schema))
+    found = _INTROSPECTION_BOUNDS.get(schema)
     if found is not None:
         return found
     types = list(schema.type_map.values())
@@ -301,7 +305,7 @@ def introspection_bounds(schema: GraphQLSchema) -> dict[str, int]:
         "__Directive.locations": 20,
     }
     most["*"] = max(most.values())
-    _INTROSPECTION_BOUNDS[id(schema)] = most
+    _INTROSPECTION_BOUNDS[schema] = most
     return most
 
 

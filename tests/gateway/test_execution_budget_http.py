@@ -56,6 +56,13 @@ def test_fan_out_through_aliases_and_fragments_is_refused(deployment: Deployment
     assert codes(body) == ["QUERY_TOO_COMPLEX"]
 
 
+def test_introspection_under_an_unknown_field_is_a_validation_error(
+        deployment: Deployment) -> None:
+    # The estimate walks unknown fields too; `__typename` below one has no parent type.
+    body = deployment.gql("{ nope { __typename } }", "public")
+    assert set(codes(body)) == {"GRAPHQL_VALIDATION_FAILED"}
+
+
 def test_a_frontends_full_1000_row_list_passes(deployment: Deployment) -> None:
     body = deployment.gql(FULL_LIST, "immigration_officer")
     assert "errors" not in body
