@@ -60,7 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     workers = getattr(args, "workers", 1) or 1
     # X-Forwarded-For is believed only from the proxies named (uvicorn would trust
     # 127.0.0.1 by default: anything local could then pick its own address for rate limits).
-    proxies = settings.forwarded_allow_ips
+    proxies = settings.trusted_proxies
     options: dict[str, object] = {
         "host": host, "port": port, "log_level": settings.log_level.lower(),
         "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None,

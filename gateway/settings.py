@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,9 +51,6 @@ class Settings(BaseSettings):
     max_query_cost: int = 200_000
     # Fields resolved per request, counted during execution: the estimate's backstop.
     max_response_fields: int = 200_000
-    # Proxies whose X-Forwarded-For is believed (comma-separated addresses, as uvicorn's
-    # --forwarded-allow-ips); none by default.
-    forwarded_allow_ips: str = ""
     # Bytes of text values per request (one field may carry kilobytes; aliases repeat it).
     max_response_text_bytes: int = 10_000_000
     # Lexical tokens the parser reads before giving up.
@@ -88,6 +85,34 @@ class Settings(BaseSettings):
     rate_limit_report_status: str = "20/minute;200/hour;1000/day"
     # Namespace of the rate-limit keys in Redis (replicas that share counts share it).
     rate_limit_key_prefix: str = "sisada-rate-limits"
+
+    # Proxies and routers whose X-Forwarded-For is believed (comma-separated addresses or
+    # networks, as uvicorn's --forwarded-allow-ips); none by default, so uvicorn's habit of
+    # trusting 127.0.0.1 never applies silently. SISADA_FORWARDED_ALLOW_IPS is the old name.
+    trusted_proxies: str = Field(
+        default="", validation_alias=AliasChoices("SISADA_TRUSTED_PROXIES",
+                                                  "SISADA_FORWARDED_ALLOW_IPS",
+                                                  "trusted_proxies", "forwarded_allow_ips"))
+
+    # -- the central registry: identity, reached live as a Federation v2 subgraph --
+    # Its /graphql endpoint; unset, identity fields are null with UPSTREAM_UNAVAILABLE.
+    registry_url: str | None = None
+    # The gateway's service credential, sent as a bearer token (never the caller's token).
+    registry_token: str | None = None
+    registry_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    registry_read_timeout_seconds: float = Field(default=3.0, gt=0)
+    # The whole of one upstream call, retries included.
+    registry_total_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Attempts of an idempotent read (the first one included), with jittered back-off.
+    registry_attempts: int = Field(default=3, ge=1, le=10)
+    # Consecutive failed calls that open the circuit, and how long it stays open.
+    registry_breaker_failures: int = Field(default=5, ge=1)
+    registry_breaker_reset_seconds: float = Field(default=10.0, gt=0)
+    # Representations in one upstream `_entities` request; more are split into chunks.
+    registry_max_representations: int = Field(default=1000, ge=1, le=5000)
+    registry_max_connections: int = Field(default=20, ge=1)
+    # The stand-in registry's own database (`sisada registry serve`, `migrate`, `seed`).
+    registry_database_url: str = "sqlite+aiosqlite:///./registry.db"
 
 
 @lru_cache(maxsize=1)
