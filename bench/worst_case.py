@@ -294,7 +294,7 @@ class Prober:
                 if kind == "healthz":
                     client.get(f"{self.base}/healthz")
                 else:
-                    client.post(f"{self.base}/graphql", json={"query": "{ me { role } }"})
+                    client.post(f"{self.base}/graphql", json={"query": "{ sisadaMe { role } }"})
                 sink.append(time.perf_counter() - started)
                 self._stop.wait(0.05)
 

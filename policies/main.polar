@@ -58,8 +58,8 @@ located_in(record, actor: Principal) if
     actor.area_level = "rt" and record.rt_code = actor.area;
 
 # Paging plumbing carries no data of its own: readable by whoever reaches it.
-readable(_role, "PageInfo", field) if field in ["endCursor", "hasNextPage"];
-readable(_role, "CountBucket", field) if field in ["key", "count"];
+readable(_role, "SisadaPageInfo", field) if field in ["endCursor", "hasNextPage"];
+readable(_role, "SisadaCountBucket", field) if field in ["key", "count"];
 
 # No linking (SPEC rule 7). A record that links a person (a report's linked foreigner, an
 # activity's subject) must not single that person out by where it lies. A resource file

@@ -1,3 +1,3 @@
-# Who am I — every caller may read their own role and jurisdiction.
+# Who am I (`sisadaMe`) — every caller may read their own role and jurisdiction.
 
-readable(_role, "Me", field) if field in ["role", "area", "officerId"];
+readable(_role, "SisadaMe", field) if field in ["role", "area", "officerId"];

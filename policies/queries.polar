@@ -3,7 +3,7 @@
 
 # Everyone, also anonymous callers.
 readable(_role, "Query", field) if
-    field in ["me", "area", "areas", "reportStatus"];
+    field in ["sisadaMe", "area", "areas", "reportStatus"];
 readable(_role, "Mutation", field) if
     field in ["submitReport"];
 

@@ -33,7 +33,7 @@ def max_areas_listed(arguments: Mapping[str, Any]) -> int:
 
 @strawberry.federation.type(keys=["code"])
 class Area:
-    code: str | None
+    code: str  # the entity key: non-null, as partners' references declare it
     name: str | None
     level: str | None
     parent_code: strawberry.Private[str | None]

@@ -52,7 +52,10 @@ def _selects(selections: list[Selection], path: tuple[str, ...]) -> bool:
     return False
 
 
-@strawberry.type
+# Plumbing types carry the `Sisada` prefix so that a partner's own `PageInfo` composes
+# beside them in a supergraph (README, "Compose it into your supergraph"); `@shareable`
+# because they hold no data of their own, so any subgraph that returns them may resolve them.
+@strawberry.federation.type(name="SisadaPageInfo", shareable=True)
 class PageInfo:
     has_next_page: bool | None
     # The sort key of the last row, sealed only when the response carries it (below).
@@ -88,7 +91,7 @@ def opened_cursor(info: Ctx, after: str | None) -> str | None:
         raise BadInputError("invalid cursor") from exc
 
 
-@strawberry.type
+@strawberry.federation.type(name="SisadaCountBucket", shareable=True)
 class CountBucket:
     key: str | None
     count: int | None

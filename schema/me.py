@@ -1,11 +1,11 @@
-"""Who am I."""
+"""Who am I: `sisadaMe`, prefixed so a partner's own `me` composes beside it."""
 
 from __future__ import annotations
 
 import strawberry
 
 
-@strawberry.type
+@strawberry.type(name="SisadaMe")
 class Me:
     role: str | None
     area: str | None

@@ -133,8 +133,9 @@ def _foreigner_filter(info: Ctx, given: ForeignerFilterInput | None) -> queries.
 
 @strawberry.type
 class Query:
+    # `sisadaMe`, not `me`: a partner's supergraph has its own (README, naming rule).
     @strawberry.field(description="Who am I: role and jurisdiction from the token.")
-    def me(self, info: Ctx) -> Me | None:
+    def sisada_me(self, info: Ctx) -> Me | None:
         principal = info.context.principal
         return Me(role=principal.role, area=principal.area, officer_id=principal.officer_id)
 
@@ -441,6 +442,9 @@ def build_schema(
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": max_batch_operations}),
         execution_context_class=BudgetedExecutor,
+        # Pinned: Strawberry's default (2.11) is refused by older routers and by The Guild's
+        # composition; 2.3 serves what the SDL uses (@key, @shareable) and all of them take it.
+        federation_version="2.3",
     )
     unbounded = unbounded_list_fields(schema._schema)
     if unbounded:

@@ -171,10 +171,10 @@ def served(seeded: Workdir) -> Iterator[str]:
 
 def test_served_gateway_accepts_the_cli_token_as_police(seeded: Workdir, served: str) -> None:
     token = _token(seeded, "police")
-    response = httpx.post(f"{served}/graphql", json={"query": "{ me { role area } }"},
+    response = httpx.post(f"{served}/graphql", json={"query": "{ sisadaMe { role area } }"},
                           headers={"authorization": f"Bearer {token}"}, timeout=30)
     assert response.status_code == 200, response.text
-    assert response.json() == {"data": {"me": {"role": "police", "area": SETIABUDI}}}
+    assert response.json() == {"data": {"sisadaMe": {"role": "police", "area": SETIABUDI}}}
 
 
 def test_served_gateway_reads_the_seeded_data_as_immigration_officer(
@@ -195,7 +195,7 @@ def test_served_gateway_rejects_a_token_from_another_key_as_police(served: str) 
     forged = jwt.encode({"role": "police", "area": SETIABUDI, "iss": "sisada-dev",
                          "aud": "sisada", "exp": int(time.time()) + 600},
                         "some-other-secret-" + "x" * 32, algorithm="HS256")
-    response = httpx.post(f"{served}/graphql", json={"query": "{ me { role } }"},
+    response = httpx.post(f"{served}/graphql", json={"query": "{ sisadaMe { role } }"},
                           headers={"authorization": f"Bearer {forged}"}, timeout=30)
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -139,9 +139,9 @@ def test_a_response_over_the_field_cap_is_stopped(deployment: Deployment,
     for foreigner in deployment.facts.foreigners[:50]:
         assert foreigner["full_name"].encode() not in raw
     # The gateway goes on serving, and a small query still fits.
-    small = httpx.post(f"{capped_server}/graphql", json={"query": "{ me { role } }"},
+    small = httpx.post(f"{capped_server}/graphql", json={"query": "{ sisadaMe { role } }"},
                        headers={"authorization": f"Bearer {token}"})
-    assert small.json() == {"data": {"me": {"role": "immigration_officer"}}}
+    assert small.json() == {"data": {"sisadaMe": {"role": "immigration_officer"}}}
 
 
 def test_execution_is_stopped_at_the_deadline(deployment: Deployment,

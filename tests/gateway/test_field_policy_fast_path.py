@@ -91,7 +91,7 @@ DOCUMENTS = {
           __typename ... on Foreigner { id fullName residence { streetAddress } }
           ... on Area { code name foreignerCount } } }""",
     "unused operation and fragment": """
-        query A { me { role area } }
+        query A { sisadaMe { role area } }
         query B { areas(level: "kecamatan") { code children { name } } }""",
     "reports and activities": """
         query { reports(first: 3) { nodes { id area { name } foreigner { nationality } } }

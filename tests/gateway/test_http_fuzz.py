@@ -34,7 +34,7 @@ FUZZ = settings(max_examples=200, derandomize=True, database=None, deadline=None
                                        HealthCheck.function_scoped_fixture])
 
 DOCUMENTS = [
-    "{ me { role area officerId } }",
+    "{ sisadaMe { role area officerId } }",
     "query($code: String!) { reportStatus(receiptCode: $code) { receiptCode status } }",
     "query($first: Int, $after: String) { foreigners(first: $first, after: $after) "
     "{ totalCount nodes { id fullName nationality residence { areaCode } } } }",
@@ -208,7 +208,7 @@ def test_bodies_around_the_size_limit_never_5xx(target: Target) -> None:
     @FUZZ
     @given(size=st.integers(0, 3 * MAX_BODY_BYTES), chunked=st.booleans())
     def run(size: int, chunked: bool) -> None:
-        prefix = b'{"query": "{ me { role } }", "variables": {"p": "'
+        prefix = b'{"query": "{ sisadaMe { role } }", "variables": {"p": "'
         body = prefix + b"x" * size + b'"}}'
         content: Any = body
         if chunked:

@@ -21,7 +21,7 @@ from conftest import Deployment, ServerThread, count_reports_with_text, make_set
 
 from gateway.app import create_app
 
-ME = "{ me { role } }"
+ME = "{ sisadaMe { role } }"
 JSON = {"content-type": "application/json"}
 SUBMIT = """
 mutation Submit($input: SubmitReportInput!) {
@@ -70,7 +70,7 @@ def test_chunked_body_over_the_limit_is_413_without_content_length(
     limit = deployment.settings.max_body_bytes
 
     def chunks() -> Iterator[bytes]:
-        yield b'{"query": "{ me { role } }", "variables": {"padding": "'
+        yield b'{"query": "{ sisadaMe { role } }", "variables": {"padding": "'
         for _ in range(limit // 8192 + 2):
             yield b"x" * 8192
         yield b'"}}'
@@ -86,7 +86,7 @@ def test_body_just_under_the_limit_is_served(deployment: Deployment) -> None:
     body = body[:-2] + ' ' * (deployment.settings.max_body_bytes - len(body) - 10) + '}}'
     response = post_raw(deployment, body)
     assert response.status_code == 200, response.text
-    assert response.json() == {"data": {"me": {"role": "public"}}}
+    assert response.json() == {"data": {"sisadaMe": {"role": "public"}}}
 
 
 # -- media types (CSRF) ---------------------------------------------------------------------
@@ -123,14 +123,14 @@ def test_json_with_utf8_charset_is_served(deployment: Deployment) -> None:
     response = post_raw(deployment, json.dumps({"query": ME}),
                         {"content-type": "application/json; charset=UTF-8"})
     assert response.status_code == 200, response.text
-    assert response.json() == {"data": {"me": {"role": "public"}}}
+    assert response.json() == {"data": {"sisadaMe": {"role": "public"}}}
 
 
 # -- malformed bodies ---------------------------------------------------------------------
 
 
 def test_malformed_json_is_400(deployment: Deployment) -> None:
-    assert_error(post_raw(deployment, b'{"query": "{ me { role } }"'), 400, "BAD_REQUEST")
+    assert_error(post_raw(deployment, b'{"query": "{ sisadaMe { role } }"'), 400, "BAD_REQUEST")
 
 
 def test_empty_body_is_400(deployment: Deployment) -> None:
@@ -138,11 +138,11 @@ def test_empty_body_is_400(deployment: Deployment) -> None:
 
 
 def test_invalid_utf8_is_400(deployment: Deployment) -> None:
-    body = b'{"query": "{ me { role } }", "operationName": "\xff\xfe"}'
+    body = b'{"query": "{ sisadaMe { role } }", "operationName": "\xff\xfe"}'
     assert_error(post_raw(deployment, body), 400, "BAD_REQUEST")
 
 
-@pytest.mark.parametrize("body", ["42", '"{ me { role } }"', "null", "true"])
+@pytest.mark.parametrize("body", ["42", '"{ sisadaMe { role } }"', "null", "true"])
 def test_json_body_that_is_not_an_object_is_400(deployment: Deployment, body: str) -> None:
     assert_error(post_raw(deployment, body), 400, "BAD_REQUEST")
 
@@ -156,7 +156,7 @@ def test_empty_batch_is_400(deployment: Deployment) -> None:
 
 
 def test_query_that_is_not_a_string_is_400(deployment: Deployment) -> None:
-    response = post_raw(deployment, json.dumps({"query": {"me": "role"}}))
+    response = post_raw(deployment, json.dumps({"query": {"sisadaMe": "role"}}))
     assert_error(response, 400, "BAD_REQUEST")
 
 
@@ -166,12 +166,12 @@ def test_variables_that_are_not_an_object_is_400(deployment: Deployment) -> None
 
 
 def test_null_byte_in_the_query_is_400(deployment: Deployment) -> None:
-    response = post_raw(deployment, json.dumps({"query": "{ me { role } }\u0000"}))
+    response = post_raw(deployment, json.dumps({"query": "{ sisadaMe { role } }\u0000"}))
     assert_error(response, 400, "BAD_REQUEST")
 
 
 def test_null_byte_in_a_get_query_is_400(deployment: Deployment) -> None:
-    response = deployment.client.get(url(deployment), params={"query": "{ me\x00 { role } }"})
+    response = deployment.client.get(url(deployment), params={"query": "{ sisadaMe\x00 { role } }"})
     assert_error(response, 400, "BAD_REQUEST")
 
 
@@ -180,12 +180,12 @@ def test_deeply_nested_variables_are_400(deployment: Deployment) -> None:
     for _ in range(deployment.settings.max_json_depth + 1):
         nested = [nested]
     response = post_raw(deployment, json.dumps(
-        {"query": "query($ids: [ID!]) { me { role } }", "variables": {"ids": nested}}))
+        {"query": "query($ids: [ID!]) { sisadaMe { role } }", "variables": {"ids": nested}}))
     assert_error(response, 400, "BAD_REQUEST")
 
 
 def test_json_nested_past_the_parser_limit_is_400(deployment: Deployment) -> None:
-    response = post_raw(deployment, '{"query": "{ me { role } }", "variables": {"v": '
+    response = post_raw(deployment, '{"query": "{ sisadaMe { role } }", "variables": {"v": '
                         + "[" * 5000 + "]" * 5000 + "}}")
     assert_error(response, 400, "BAD_REQUEST")
 
@@ -244,7 +244,7 @@ def test_other_methods_are_405(deployment: Deployment, method: str) -> None:
 def test_query_over_get_still_works(deployment: Deployment) -> None:
     response = deployment.client.get(url(deployment), params={"query": ME})
     assert response.status_code == 200
-    assert response.json() == {"data": {"me": {"role": "public"}}}
+    assert response.json() == {"data": {"sisadaMe": {"role": "public"}}}
 
 
 # -- nothing leaks ------------------------------------------------------------------------
@@ -258,8 +258,8 @@ def test_error_responses_leak_nothing_as_police(deployment: Deployment) -> None:
         ("POST", {**auth, **JSON}, b'{"query": '),
         ("POST", {**auth, **JSON}, b'{"query": "\xc3\x28"}'),
         ("POST", {**auth, **JSON}, b"[1]"),
-        ("POST", {**auth, "content-type": "text/plain"}, b'{"query": "{ me { role } }"}'),
-        ("POST", {**auth, **JSON}, b'{"query": "{ me { role } }", "variables": '
+        ("POST", {**auth, "content-type": "text/plain"}, b'{"query": "{ sisadaMe { role } }"}'),
+        ("POST", {**auth, **JSON}, b'{"query": "{ sisadaMe { role } }", "variables": '
          + b"[" * 2000 + b"]" * 2000 + b"}"),
         ("POST", {**auth, **JSON}, json.dumps({"query": "x" * 300_000}).encode()),
         ("PUT", {**auth, **JSON}, b"{}"),

@@ -39,7 +39,7 @@ def test_wrong_variable_type_is_200_for_application_json(deployment: Deployment)
 
 
 def test_syntax_error_is_400_for_graphql_response_json(deployment: Deployment) -> None:
-    response = post(deployment, {"query": "{ me { role "}, NEW)
+    response = post(deployment, {"query": "{ sisadaMe { role "}, NEW)
     assert response.status_code == 400
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == [
         "GRAPHQL_PARSE_FAILED"]
@@ -47,18 +47,18 @@ def test_syntax_error_is_400_for_graphql_response_json(deployment: Deployment) -
 
 def test_field_errors_stay_200_for_graphql_response_json(deployment: Deployment) -> None:
     # A FORBIDDEN root field is an execution error: the request ran, data is partial.
-    response = post(deployment, {"query": "{ me { role } foreigners { totalCount } }"}, NEW)
+    response = post(deployment, {"query": "{ sisadaMe { role } foreigners { totalCount } }"}, NEW)
     assert response.status_code == 200
     body = response.json()
-    assert body["data"] == {"me": {"role": "public"}, "foreigners": None}
+    assert body["data"] == {"sisadaMe": {"role": "public"}, "foreigners": None}
     assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
 
 
 def test_the_client_preference_decides(deployment: Deployment) -> None:
-    prefers_old = post(deployment, {"query": "{ me { role } }"},
+    prefers_old = post(deployment, {"query": "{ sisadaMe { role } }"},
                        f"{NEW};q=0.5, application/json")
     assert prefers_old.headers["content-type"].startswith("application/json")
-    prefers_new = post(deployment, {"query": "{ me { role } }"},
+    prefers_new = post(deployment, {"query": "{ sisadaMe { role } }"},
                        f"application/json;q=0.9, {NEW}")
     assert prefers_new.headers["content-type"].startswith(NEW)
-    assert prefers_new.json() == {"data": {"me": {"role": "public"}}}
+    assert prefers_new.json() == {"data": {"sisadaMe": {"role": "public"}}}

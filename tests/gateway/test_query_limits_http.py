@@ -41,7 +41,7 @@ def test_deep_query_is_rejected(deployment: Deployment) -> None:
 
 
 def test_alias_flood_is_rejected(deployment: Deployment) -> None:
-    flood = "{ " + " ".join(f"a{i}: me {{ role }}" for i in range(31)) + " }"
+    flood = "{ " + " ".join(f"a{i}: sisadaMe {{ role }}" for i in range(31)) + " }"
     body = deployment.gql(flood, "public")
     assert codes(body) == ["TOO_MANY_ALIASES"]
 
@@ -58,28 +58,28 @@ def test_fragment_multiplication_is_counted_as_it_would_execute(deployment: Depl
 
 
 def test_token_flood_is_rejected_while_parsing(deployment: Deployment) -> None:
-    flood = "{ me { " + "a " * 4500 + "} }"  # 4,500 tokens in 9 KB
+    flood = "{ sisadaMe { " + "a " * 4500 + "} }"  # 4,500 tokens in 9 KB
     body = deployment.gql(flood, "public")
     assert codes(body) == ["GRAPHQL_PARSE_FAILED"]
     assert "tokens" in body["errors"][0]["message"]
 
 
 def test_oversized_document_is_rejected_before_parsing(deployment: Deployment) -> None:
-    padded = "# " + "x" * 21_000 + "\n{ me { role } }"
+    padded = "# " + "x" * 21_000 + "\n{ sisadaMe { role } }"
     body = deployment.gql(padded, "public")
     assert codes(body) == ["DOCUMENT_TOO_LARGE"]
     assert body["data"] is None
 
 
 def test_batch_within_limit_runs_every_operation(deployment: Deployment) -> None:
-    batch = [{"query": "{ me { role } }"}] * 3
+    batch = [{"query": "{ sisadaMe { role } }"}] * 3
     response = deployment.client.post(f"{deployment.base_url}/graphql", json=batch)
     assert response.status_code == 200
-    assert response.json() == [{"data": {"me": {"role": "public"}}}] * 3
+    assert response.json() == [{"data": {"sisadaMe": {"role": "public"}}}] * 3
 
 
 def test_batch_flood_is_rejected(deployment: Deployment) -> None:
-    batch = [{"query": "{ me { role } }"}] * 11
+    batch = [{"query": "{ sisadaMe { role } }"}] * 11
     response = deployment.client.post(f"{deployment.base_url}/graphql", json=batch)
     assert 400 <= response.status_code < 500
 

@@ -39,7 +39,7 @@ from resolvers.models import Residence
 from resolvers.seed import seed_database
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-ME = "{ me { role } }"
+ME = "{ sisadaMe { role } }"
 SUBMIT = """
 mutation Submit($input: SubmitReportInput!) {
   submitReport(input: $input) { receiptCode status }
@@ -241,7 +241,7 @@ def status_lookups(aliases: int) -> str:
 
 def test_aliased_root_fields_count_each_against_the_per_ip_limit_as_public(
         seeded: Seeded, tmp_path: Path) -> None:
-    aliased = "{ " + " ".join(f"m{n}: me {{ role }}" for n in range(5)) + " }"
+    aliased = "{ " + " ".join(f"m{n}: sisadaMe {{ role }}" for n in range(5)) + " }"
     with gateway(seeded, tmp_path, rate_limit_per_ip="6/minute") as gw:
         assert_served(gw.post({"query": aliased}, "10.0.10.1"))
         assert_served(gw.query("10.0.10.1"))
@@ -251,7 +251,7 @@ def test_aliased_root_fields_count_each_against_the_per_ip_limit_as_public(
 
 def test_root_fields_of_a_batch_count_against_the_principal_as_police(
         seeded: Seeded, tmp_path: Path) -> None:
-    two = "{ a: me { role } b: me { role } }"
+    two = "{ a: sisadaMe { role } b: sisadaMe { role } }"
     with gateway(seeded, tmp_path, rate_limit_per_principal="5/minute") as gw:
         token = gw.token("rate-limit-batch")
         assert_served(gw.post({"query": two}, "10.0.11.1", token))

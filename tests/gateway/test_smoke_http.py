@@ -18,8 +18,8 @@ def test_readyz_checks_the_database(deployment: Deployment) -> None:
 
 
 def test_me_as_police(deployment: Deployment) -> None:
-    body = deployment.gql("{ me { role area officerId } }", "setiabudi_police")
-    assert body["data"]["me"] == {"role": "police", "area": "31.74.02", "officerId": None}
+    body = deployment.gql("{ sisadaMe { role area officerId } }", "setiabudi_police")
+    assert body["data"]["sisadaMe"] == {"role": "police", "area": "31.74.02", "officerId": None}
 
 
 def test_graphiql_is_served_from_local_assets(deployment: Deployment) -> None:
@@ -34,9 +34,9 @@ def test_graphiql_is_served_from_local_assets(deployment: Deployment) -> None:
 
 def test_query_over_get(deployment: Deployment) -> None:
     response = deployment.client.get(f"{deployment.base_url}/graphql",
-                                      params={"query": "{ me { role } }"})
+                                      params={"query": "{ sisadaMe { role } }"})
     assert response.status_code == 200
-    assert response.json() == {"data": {"me": {"role": "public"}}}
+    assert response.json() == {"data": {"sisadaMe": {"role": "public"}}}
 
 
 def test_invalid_document_has_a_code(deployment: Deployment) -> None:
@@ -45,6 +45,6 @@ def test_invalid_document_has_a_code(deployment: Deployment) -> None:
 
 
 def test_bad_token_is_401_not_public(deployment: Deployment) -> None:
-    response = deployment.post("{ me { role } }", token="not-a-jwt")
+    response = deployment.post("{ sisadaMe { role } }", token="not-a-jwt")
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -20,7 +20,7 @@ from conftest import CITY, SETIABUDI, TEST_SECRET, Deployment
 
 from gateway.auth import mint_dev_token
 
-ME = "{ me { role area officerId } }"
+ME = "{ sisadaMe { role area officerId } }"
 FOREIGNERS = "{ foreigners(first: 1000) { totalCount nodes { id } } }"
 AREAS = "{ areas { code foreignerCount } }"
 SEEDED_FIELD_OFFICER, SEEDED_SUPERVISOR = 1, 2
@@ -71,7 +71,7 @@ def test_rw_code_is_accepted_as_neighbourhood_head(deployment: Deployment) -> No
     rw = an_rw_in_setiabudi(deployment)
     response = send(deployment, deployment.token_for("neighbourhood", rw))
     assert response.status_code == 200, response.text
-    assert response.json()["data"]["me"]["area"] == rw
+    assert response.json()["data"]["sisadaMe"]["area"] == rw
 
 
 def test_rt_code_is_refused_as_police(deployment: Deployment) -> None:
@@ -82,7 +82,8 @@ def test_rt_code_is_refused_as_police(deployment: Deployment) -> None:
 def test_city_code_is_accepted_as_police_of_the_city(deployment: Deployment) -> None:
     response = send(deployment, deployment.token_for("police", CITY))
     assert response.status_code == 200, response.text
-    assert response.json()["data"]["me"] == {"role": "police", "area": CITY, "officerId": None}
+    assert response.json()["data"]["sisadaMe"] == {"role": "police", "area": CITY,
+                                                  "officerId": None}
 
 
 def test_kecamatan_code_is_refused_as_immigration_supervisor(deployment: Deployment) -> None:
@@ -132,7 +133,7 @@ def test_field_officer_is_accepted_as_immigration_officer(deployment: Deployment
     token = deployment.token_for("immigration_officer", CITY, SEEDED_FIELD_OFFICER)
     response = send(deployment, token)
     assert response.status_code == 200, response.text
-    assert response.json()["data"]["me"]["officerId"] == SEEDED_FIELD_OFFICER
+    assert response.json()["data"]["sisadaMe"]["officerId"] == SEEDED_FIELD_OFFICER
 
 
 def test_supervisor_id_is_refused_as_immigration_officer(deployment: Deployment) -> None:
@@ -247,7 +248,7 @@ def test_integer_officer_id_is_accepted_as_immigration_officer(deployment: Deplo
                        role="immigration_officer", area=CITY)
     response = send(deployment, token)
     assert response.status_code == 200, response.text
-    assert response.json()["data"]["me"]["officerId"] == SEEDED_FIELD_OFFICER
+    assert response.json()["data"]["sisadaMe"]["officerId"] == SEEDED_FIELD_OFFICER
 
 
 def test_iat_of_zero_as_a_string_is_refused_not_a_server_error_as_police(

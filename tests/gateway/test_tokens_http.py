@@ -30,7 +30,7 @@ from jwt.utils import base64url_decode, base64url_encode
 from gateway.app import create_app
 from gateway.auth import MAX_TOKEN_LENGTH
 
-ME = "{ me { role area officerId } }"
+ME = "{ sisadaMe { role area officerId } }"
 KID = "sisada-current"
 
 
@@ -112,8 +112,8 @@ def assert_me(response: httpx.Response, role: str, area: str | None = SETIABUDI)
     assert response.status_code == 200, response.text
     body = response.json()
     assert "errors" not in body, body
-    assert body["data"]["me"]["role"] == role
-    assert body["data"]["me"]["area"] == area
+    assert body["data"]["sisadaMe"]["role"] == role
+    assert body["data"]["sisadaMe"]["area"] == area
 
 
 # --- HS256 gateway (the session deployment) -------------------------------------------------

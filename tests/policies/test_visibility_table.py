@@ -100,7 +100,7 @@ VISIBILITY: list[tuple[str, str, tuple[bool, ...]]] = [
     # when the office last worked on the report is not status.
     ("ReportStatus", "status",                 (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("ReportStatus", "updatedAt",              (Y, Y, n, n, n, n, n, n)),
-    ("Query", "me",                            (Y, Y, Y, Y, Y, Y, Y, Y)),
+    ("Query", "sisadaMe",                      (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("Mutation", "submitReport",               (Y, Y, Y, Y, Y, Y, Y, Y)),
     ("Mutation", "updateReport",               (n, Y, n, n, n, n, n, n)),
     ("Mutation", "recordActivity",             (Y, Y, n, n, n, n, n, n)),

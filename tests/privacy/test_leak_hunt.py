@@ -310,9 +310,9 @@ MUST_SEE: dict[str, set[str]] = {
     "setiabudi_district": {"Foreigner", "Residence", "Report", "Area"},
     "rt_head": {"Area", "Report", "ReportReceipt"},
     "public": {"Area", "ReportStatus", "ReportReceipt"},
-    "auditor": {"Me", "ReportStatus"},
-    "other_office_officer": {"ForeignerCheck", "Me"},
-    "other_office_supervisor": {"ForeignerCheck", "Me"},
+    "auditor": {"SisadaMe", "ReportStatus"},
+    "other_office_officer": {"ForeignerCheck", "SisadaMe"},
+    "other_office_supervisor": {"ForeignerCheck", "SisadaMe"},
 }
 
 
