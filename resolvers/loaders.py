@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from policies.area_codes import AreaCodeError, level_of
 from policies.loader import LocationPrecision
 from resolvers.db import Database
+from resolvers.identity import EntityKey, IdentitySource, UnconfiguredRegistry
 from resolvers.ids import row_ids
 from resolvers.models import (
     Area,
@@ -214,12 +215,32 @@ class BreakdownByAreaLoader(DataLoader):
         return [buckets.get(code, []) for code in codes]
 
 
+class IdentityLoader(DataLoader):
+    """Identity from the registry for (registry type, id) keys: one upstream `_entities`
+    request per batch, selecting exactly `selections`. A registry that cannot answer fails
+    the whole batch with `IdentityUnavailableError`."""
+
+    def __init__(self, source: IdentitySource, selections: Mapping[str, frozenset[str]],
+                 request_id: str) -> None:
+        super().__init__()
+        self.source = source
+        self.selections = selections
+        self.request_id = request_id
+
+    async def batch_load_fn(self, keys: Sequence[EntityKey]) -> list[Any]:
+        return await self.source.entities(keys, self.selections, self.request_id)
+
+
 class Loaders:
     """The loaders of one request, each bound to the principal's scopes."""
 
     def __init__(self, db: Database, scopes: dict[str, Condition],
-                 precision: Mapping[str, LocationPrecision] | None = None) -> None:
+                 precision: Mapping[str, LocationPrecision] | None = None,
+                 identity: IdentitySource | None = None, request_id: str = "") -> None:
         precision = precision or {}
+        self.identity_source: IdentitySource = identity or UnconfiguredRegistry()
+        self.request_id = request_id
+        self._identity: dict[tuple[tuple[str, frozenset[str]], ...], IdentityLoader] = {}
         self.foreigner = ForeignerByIdLoader(db, scopes["Foreigner"])
         self.area = AreaByCodeLoader(db, scopes["Area"])
         self.area_children = AreaChildrenLoader(db, scopes["Area"])
@@ -231,3 +252,13 @@ class Loaders:
         self.foreigner_count = ForeignerCountByAreaLoader(db)
         self.by_nationality = BreakdownByAreaLoader(db, "nationality")
         self.by_permit_type = BreakdownByAreaLoader(db, "permit_type")
+
+    def identity_for(self, selections: Mapping[str, frozenset[str]]) -> IdentityLoader:
+        """The request's identity loader for this selection (one per distinct selection:
+        a level that selects other fields is another upstream request anyway)."""
+        key = tuple(sorted(selections.items()))
+        loader = self._identity.get(key)
+        if loader is None:
+            loader = IdentityLoader(self.identity_source, dict(selections), self.request_id)
+            self._identity[key] = loader
+        return loader

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect, text
+
+from resolvers.db import create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -17,10 +23,49 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database to `revision`. Blocking: call it outside a running event loop."""
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, identity_moved: bool = False) -> None:
+    """Bring the database to `revision`. Blocking: call it outside a running event loop.
+
+    Revision 0004 drops the identity columns; it refuses a database whose rows still hold
+    identity unless the caller has copied it to the registry (`identity_moved`)."""
+    config = alembic_config(database_url)
+    config.attributes["identity_moved"] = identity_moved
+    command.upgrade(config, revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+IDENTITY_REVISION = "0004"
+
+
+def identity_rows(database_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Identity still held by an office database from before revision 0004: (persons,
+    permit documents) in the registry's shape, for `sisada migrate` to move there before
+    the columns are dropped. Empty once the columns are gone. Blocking."""
+    return asyncio.run(_identity_rows(database_url))
+
+
+async def _identity_rows(url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("foreigner")}
+                if inspect(sync).has_table("foreigner") else set())
+            if "full_name" not in columns:
+                return [], []
+            persons = [dict(row) for row in (await conn.execute(text(
+                "SELECT id, full_name, passport_number, birth_date, photo_url FROM foreigner "
+                "WHERE full_name IS NOT NULL ORDER BY id"))).mappings()]
+            permits = [dict(row) for row in (await conn.execute(text(
+                "SELECT id, foreigner_id AS person_id, number, sponsor_name FROM stay_permit "
+                "WHERE number IS NOT NULL ORDER BY id"))).mappings()]
+    finally:
+        await engine.dispose()
+    for person in persons:
+        # SQLite hands dates back as text through a textual query.
+        if isinstance(person["birth_date"], str):
+            person["birth_date"] = dt.date.fromisoformat(person["birth_date"])
+    return persons, permits

@@ -52,29 +52,31 @@ class LocatedMixin:
 
 
 class Foreigner(Base):
+    """The supervision record of a foreigner; `id` is the central registry's id. Identity
+    (name, passport, birth date, photo) lives in the registry only (resolvers.identity)."""
+
     __tablename__ = "foreigner"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    full_name: Mapped[str] = mapped_column(String(200))
-    passport_number: Mapped[str] = mapped_column(String(32), unique=True)
-    birth_date: Mapped[dt.date] = mapped_column(Date)
-    photo_url: Mapped[str | None] = mapped_column(String(300))
+    # The age on 1 January of year Y is Y - age_base_year (migration 0004 says why a year).
+    age_base_year: Mapped[int] = mapped_column(Integer)
     nationality: Mapped[str] = mapped_column(String(3), index=True)
     sex: Mapped[str] = mapped_column(String(1))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class StayPermit(Base):
+    """A stay permit's supervision record; `id` is the registry's permit document id, which
+    holds the document number and the sponsor's name."""
+
     __tablename__ = "stay_permit"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     foreigner_id: Mapped[int] = mapped_column(ForeignKey("foreigner.id"), index=True)
-    number: Mapped[str] = mapped_column(String(32), unique=True)
     permit_type: Mapped[str] = mapped_column(String(16), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     issued_on: Mapped[dt.date] = mapped_column(Date)
     expires_on: Mapped[dt.date] = mapped_column(Date, index=True)
-    sponsor_name: Mapped[str | None] = mapped_column(String(200))
     sponsor_type: Mapped[str] = mapped_column(String(32))
     # The permit currently in force; a foreigner has at most one.
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -2,7 +2,7 @@
 
 Queries encode and decode plain cursors (the order and the key, in JSON); what a client
 sees is that plain cursor sealed by `CursorSeal` — encrypted and authenticated — so it
-carries no value the caller could read off it (a NAME ordering's key is a name), and a
+carries no value the caller could read off it (a sort key, an expiry date), and a
 cursor the gateway did not issue, or one altered by a single bit, does not open.
 """
 

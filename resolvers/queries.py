@@ -4,13 +4,15 @@ the principal's scope condition, so out-of-scope rows never leave the database."
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, false, func, select, tuple_
 
 from policies.loader import LocationPrecision
 from resolvers.db import Database
+from resolvers.ids import row_ids
 from resolvers.models import (
     Area,
     Foreigner,
@@ -23,9 +25,9 @@ from resolvers.paging import CursorError, Page, decode_cursor, encode_cursor
 from resolvers.precision import activity_select, report_select
 from resolvers.scopes import CURRENT_RESIDENCE, Condition, foreigners_living_in
 
+# Names live in the registry (resolvers.identity): no order by name in the office's SQL.
 FOREIGNER_ORDERS = {
     "ID": (),
-    "NAME": (Foreigner.full_name,),
     "PERMIT_EXPIRES_ON": (StayPermit.expires_on,),
 }
 
@@ -37,8 +39,9 @@ class ForeignerFilter:
     permit_type: str | None = None
     permit_status: str | None = None
     expires_before: dt.date | None = None
-    name: str | None = None
-    document_number: str | None = None
+    # Registry ids a look-up matched (by name, by document number): the filters on identity
+    # are answered by the registry, then scoped here like any other id.
+    registry_ids: tuple[int, ...] | None = None
 
 
 # The current residence travels with its foreigner (one row each), labelled to keep apart.
@@ -63,23 +66,16 @@ def foreigner_select(after_id: int | None = None) -> Select[Any]:
         residence_on.append(CURRENT_RESIDENCE.foreigner_id > after_id)
     return select(
         Foreigner.id,
-        Foreigner.full_name,
-        Foreigner.passport_number,
-        Foreigner.birth_date,
-        Foreigner.photo_url,
+        Foreigner.age_base_year,
         Foreigner.nationality,
         Foreigner.sex,
-        StayPermit.number.label("permit_number"),
+        StayPermit.id.label("permit_id"),
         StayPermit.permit_type,
         StayPermit.status.label("permit_status"),
         StayPermit.expires_on.label("permit_expires_on"),
         StayPermit.sponsor_type,
         *residence,
     ).outerjoin(StayPermit, and_(*permit_on)).outerjoin(CURRENT_RESIDENCE, and_(*residence_on))
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def foreigner_filter_conditions(f: ForeignerFilter) -> list[ColumnElement[bool]]:
@@ -94,19 +90,10 @@ def foreigner_filter_conditions(f: ForeignerFilter) -> list[ColumnElement[bool]]
         conditions.append(StayPermit.status == f.permit_status)
     if f.expires_before is not None:
         conditions.append(StayPermit.expires_on < f.expires_before)
-    if f.name is not None:
-        pattern = f"%{_like_escape(f.name.lower())}%"
-        conditions.append(func.lower(Foreigner.full_name).like(pattern, escape="\\"))
-    if f.document_number is not None:
-        conditions.append(by_document_number(f.document_number))
+    if f.registry_ids is not None:
+        conditions.append(Foreigner.id.in_(row_ids(f.registry_ids)) if f.registry_ids
+                          else false())
     return conditions
-
-
-def by_document_number(number: str) -> ColumnElement[bool]:
-    """A passport number or the number of any permit the foreigner ever held."""
-    normalized = number.strip().upper()
-    permit_holder = select(StayPermit.foreigner_id).where(StayPermit.number == normalized)
-    return or_(Foreigner.passport_number == normalized, Foreigner.id.in_(permit_holder))
 
 
 async def foreigner_page(
@@ -139,8 +126,6 @@ async def foreigner_page(
 
 
 def _cursor_key(order: str, row: Any) -> list[Any]:
-    if order == "NAME":
-        return [row["full_name"], row["id"]]
     if order == "PERMIT_EXPIRES_ON":
         expires = row["permit_expires_on"]
         return [expires.isoformat() if expires else None, row["id"]]
@@ -151,8 +136,6 @@ def _cursor_values(order: str, key: list[Any]) -> list[Any]:
     try:
         if order == "PERMIT_EXPIRES_ON":
             return [dt.date.fromisoformat(key[0]), int(key[1])]
-        if order == "NAME":
-            return [str(key[0]), int(key[1])]
         return [int(key[0])]
     except (TypeError, ValueError) as exc:
         raise CursorError() from exc
@@ -167,8 +150,13 @@ async def foreigner_count(db: Database, scope: Condition, filters: ForeignerFilt
     return int(await db.scalar(statement) or 0)
 
 
-async def foreigner_by_document(db: Database, scope: Condition, number: str) -> Any | None:
-    statement = foreigner_select().where(scope, by_document_number(number)).limit(1)
+async def foreigner_among(db: Database, scope: Condition, ids: Sequence[int]) -> Any | None:
+    """The first foreigner in scope among these registry ids (a field check's matches)."""
+    held = row_ids(ids)
+    if not held:
+        return None
+    statement = (foreigner_select().where(scope, Foreigner.id.in_(held))
+                 .order_by(Foreigner.id).limit(1))
     return await db.first(statement)
 
 

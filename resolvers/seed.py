@@ -22,7 +22,7 @@ import datetime as dt
 import itertools
 import random
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +105,10 @@ class SeedRows:
     officers: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     activities: list[dict[str, Any]] = field(default_factory=list)
+    # Identity, for the central registry only (never inserted here): keyed by the same ids
+    # as `foreigners` and `permits`.
+    persons: list[dict[str, Any]] = field(default_factory=list)
+    permit_documents: list[dict[str, Any]] = field(default_factory=list)
 
     def tables(self) -> list[tuple[type[Base], list[dict[str, Any]]]]:
         return [
@@ -147,6 +151,10 @@ def policy_submitters(policy: Policy | None = None) -> tuple[Submitter, ...]:
     return tuple(Submitter(role, level, share) for role, level, share in policy.demo_submitters())
 
 
+# Receives the identity of the seeded people: (persons, permit documents), for the registry.
+IdentityWriter = Callable[[list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]]
+
+
 async def seed_database(
     engine: AsyncEngine,
     foreigners: int = DEFAULT_FOREIGNERS,
@@ -155,9 +163,13 @@ async def seed_database(
     *,
     submitters: Sequence[Submitter] | None = None,
     issuer: str = DEV_ISSUER,
+    write_identity: IdentityWriter | None = None,
 ) -> SeedSummary:
     """Fill empty tables with synthetic demo data; raise `SeedError` if already seeded.
 
+    The office database gets no identity: `write_identity` receives it (for the registry)
+    before the office's rows commit, so a registry that refuses it leaves both empty. Without
+    one, the identity is dropped (an office-only seed, as for the benchmarks).
     `submitters` default to the shipped policy's; `issuer` is the one whose development
     tokens own the submitted reports."""
     if foreigners < 0:
@@ -170,6 +182,8 @@ async def seed_database(
                                submitters=submitters, issuer=issuer)
         for model, table_rows in rows.tables():
             await _insert_chunked(conn, model, table_rows)
+        if write_identity is not None:
+            await write_identity(rows.persons, rows.permit_documents)
         if conn.dialect.name == "postgresql":
             await _reset_sequences(conn)
         # Fresh planner statistics: after a bulk load the planner would otherwise guess a
@@ -197,7 +211,31 @@ def build_seed_rows(
     _build_reports(_stream(seed, "reports"), tree, people, today, rows,
                    _Reporters(tuple(submitters), issuer))
     _build_activities(_stream(seed, "activities"), tree, people, today, rows)
+    _move_identity(rows)
     return rows
+
+
+# Generated with the rest (so the data stays what a seed always gave), then moved out.
+PERSON_FIELDS = ("full_name", "passport_number", "birth_date", "photo_url")
+PERMIT_DOCUMENT_FIELDS = ("number", "sponsor_name")
+
+
+def _move_identity(rows: SeedRows) -> None:
+    """Move identity from the office's rows to the registry's (SPEC: the office database
+    holds no identity at all); the office keeps the age band's base year."""
+    for row in rows.foreigners:
+        person = {"id": row["id"], **{name: row.pop(name) for name in PERSON_FIELDS}}
+        row["age_base_year"] = age_base_year(person["birth_date"])
+        rows.persons.append(person)
+    for row in rows.permits:
+        rows.permit_documents.append({"id": row["id"], "person_id": row["foreigner_id"],
+                                      **{name: row.pop(name) for name in PERMIT_DOCUMENT_FIELDS}})
+
+
+def age_base_year(birth_date: dt.date) -> int:
+    """The year of the first 1 January on which the person was 0: the age on 1 January of
+    year Y is Y - age_base_year."""
+    return birth_date.year + (0 if (birth_date.month, birth_date.day) == (1, 1) else 1)
 
 
 # --------------------------------------------------------------------------- plumbing

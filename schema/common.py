@@ -67,7 +67,7 @@ class PageInfo:
 
     @strawberry.field(description="Where the next page starts: opaque, pass it as `after`.")
     def end_cursor(self, info: Ctx) -> str | None:
-        # Sealed: a NAME ordering's key is a name, which no caller may read off a cursor.
+        # Sealed: opaque, so no cursor carries a value the caller could read off it.
         if self.plain_end_cursor is None:
             return None
         return cursor_seal(info).seal(self.plain_end_cursor)
@@ -138,16 +138,15 @@ def age_reference(today: dt.date) -> dt.date:
     return dt.date(today.year, 1, 1)
 
 
-def age_band(birth_date: dt.date | None, as_of: dt.date | None = None) -> str | None:
-    """The band of the age on `as_of`, by default 1 January of the current year.
+def age_band(base_year: int | None, year: int | None = None) -> str | None:
+    """The band of the age on 1 January of `year` (default: this year), from the office's
+    `age_base_year` (the age on 1 January of year Y is Y - base_year).
 
     No linking (SPEC rule 7): an age band computed on the day of the request would flip on
     the person's birthday, and a partner who watches it flip learns the birth date."""
-    if birth_date is None:
+    if base_year is None:
         return None
-    today = as_of or age_reference(dt.date.today())
-    age = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month,
-                                                                        birth_date.day))
+    age = (year or age_reference(dt.date.today()).year) - base_year
     for upper, label in ((24, "18-24"), (34, "25-34"), (44, "35-44"), (54, "45-54"),
                          (64, "55-64")):
         if age <= upper:

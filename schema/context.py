@@ -10,6 +10,7 @@ from typing import Any
 from policies import Principal, RoleAccess
 from policies.resources import RESOURCES
 from resolvers.db import Database
+from resolvers.identity import IdentitySource
 from resolvers.loaders import Loaders
 from resolvers.scopes import Condition, row_condition
 from schema.budget import ExecutionBudget
@@ -35,6 +36,8 @@ class GraphQLContext:
     readable: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # What this request may still spend (cost, fields, time); shared by a batch's operations.
     budget: ExecutionBudget | None = None
+    # Identity fields wanted below each field (schema.identity.wanted_fields), per request.
+    wanted_identity: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def redacted(self) -> set[tuple[str, str]]:
@@ -72,7 +75,11 @@ def build_context(
     request: Any = None,
     authenticated: bool = False,
     budget: ExecutionBudget | None = None,
+    identity: IdentitySource | None = None,
+    request_id: str = "",
 ) -> GraphQLContext:
+    """`identity` is the central registry (resolvers.identity; none: identity fields are
+    unavailable); `request_id` travels with every upstream request of this one."""
     scopes = {
         name: row_condition(name, access.row_filter(name, principal.area_level), principal)
         for name in SCOPED_TYPES
@@ -81,7 +88,7 @@ def build_context(
         principal=principal,
         access=access,
         db=db,
-        loaders=Loaders(db, scopes, access.location_precision),
+        loaders=Loaders(db, scopes, access.location_precision, identity, request_id),
         scopes=scopes,
         request=request,
         authenticated=authenticated,

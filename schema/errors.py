@@ -31,3 +31,10 @@ class UnavailableError(CodedError):
 
 def forbidden_field(type_name: str, field_name: str) -> ForbiddenError:
     return ForbiddenError(f"not allowed to use {type_name}.{field_name}")
+
+
+class UpstreamUnavailableError(CodedError):
+    """An upstream subgraph (the registry) could not answer: the fields it owns are null,
+    every local field still resolves."""
+
+    code = "UPSTREAM_UNAVAILABLE"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
 
+from resolvers.identity import PERMIT_DOCUMENT, PERSON
 from schema.common import (
     AGE_BAND_DESCRIPTION,
     NOT_FETCHED,
@@ -18,6 +21,8 @@ from schema.common import (
     selects,
 )
 from schema.cost import AWAITED_FIELD_WEIGHT, COUNT_WEIGHT, PAGE, bounded, weighted
+from schema.identity import NO_IDENTITY, Identity, fetch_identities, wanted_fields
+from schema.redaction import redacted_fields_field
 from schema.residences import Residence, prefetch_areas
 
 # Bounds for the cost estimate (schema/cost.py): the seed holds at most 3 permits and 2
@@ -40,46 +45,62 @@ class PermitStatus(Enum):
     REVOKED = "revoked"
 
 
-@strawberry.enum
+@strawberry.enum(description="Orders of the foreigners list. Names live in the central "
+                 "registry, not in the office database: there is no order by name.")
 class ForeignerOrder(Enum):
     ID = "ID"
-    NAME = "NAME"
     PERMIT_EXPIRES_ON = "PERMIT_EXPIRES_ON"
 
 
 @strawberry.type
 class StayPermit:
     id: strawberry.ID | None
-    number: str | None
     permit_type: str | None
     status: str | None
     issued_on: dt.date | None
     expires_on: dt.date | None
     sponsor_type: str | None
-    sponsor_name: str | None
+    redacted_fields: list[str] | None = redacted_fields_field()
+    db_id: strawberry.Private[int]
+    # The permit document's number and sponsor, from the registry (schema.identity).
+    identity: strawberry.Private[Identity] = NO_IDENTITY
+
+    @strawberry.field(description="The permit document's number (from the registry).")
+    def number(self) -> str | None:
+        return self.identity.get("number")
+
+    @strawberry.field(description="The sponsor's name (from the registry).")
+    def sponsor_name(self) -> str | None:
+        return self.identity.get("sponsorName")
 
     @classmethod
     def from_row(cls, row: Any) -> StayPermit:
         return cls(
             id=strawberry.ID(str(row["id"])),
-            number=row["number"],
+            db_id=row["id"],
             permit_type=row["permit_type"],
             status=row["status"],
             issued_on=row["issued_on"],
             expires_on=row["expires_on"],
             sponsor_type=row["sponsor_type"],
-            sponsor_name=row["sponsor_name"],
         )
+
+
+async def attach_permit_identity(info: Ctx, permits: Sequence[StayPermit],
+                                 *path: str) -> None:
+    """The registry's part of these permits, in one upstream batch (schema.identity)."""
+    wanted = wanted_fields(info, "StayPermit", *path)
+    if not wanted or not permits:
+        return
+    found = await fetch_identities(info, "StayPermit", wanted,
+                                   [{PERMIT_DOCUMENT: p.db_id} for p in permits])
+    for permit, identity in zip(permits, found, strict=True):
+        permit.identity = identity
 
 
 @strawberry.federation.type(keys=["id"])
 class Foreigner:
-    id: strawberry.ID | None
-    full_name: str | None
-    passport_number: str | None
-    birth_date: dt.date | None
-    photo_url: str | None
-    permit_number: str | None
+    id: strawberry.ID
     nationality: str | None
     sex: str | None
     age_band: str | None = strawberry.field(description=AGE_BAND_DESCRIPTION)
@@ -87,26 +108,48 @@ class Foreigner:
     permit_status: str | None
     permit_expires_on: dt.date | None
     sponsor_type: str | None
+    redacted_fields: list[str] | None = redacted_fields_field()
     residence: Annotated[Residence, strawberry.lazy("schema.residences")] | None = (
         strawberry.field(description="The current residence.")
     )
     db_id: strawberry.Private[int]
+    # The permit in force (its document number is identity, in the registry).
+    permit_id: strawberry.Private[int | None] = None
+    # Name, passport, birth date, photo and permit number, from the registry.
+    identity: strawberry.Private[Identity] = NO_IDENTITY
     # Set when the list resolver fetched the permits of the whole page (fetch_page_relations).
     prefetched_permits: strawberry.Private[Any] = NOT_FETCHED
+
+    @strawberry.field(description="Full name (from the registry).")
+    def full_name(self) -> str | None:
+        return self.identity.get("fullName")
+
+    @strawberry.field(description="Passport number (from the registry).")
+    def passport_number(self) -> str | None:
+        return self.identity.get("passportNumber")
+
+    @strawberry.field(description="Birth date (from the registry).")
+    def birth_date(self) -> dt.date | None:
+        value = self.identity.get("birthDate")
+        return _iso_date(value)
+
+    @strawberry.field(description="Photo (from the registry).")
+    def photo_url(self) -> str | None:
+        return self.identity.get("photoUrl")
+
+    @strawberry.field(description="Number of the permit in force (from the registry).")
+    def permit_number(self) -> str | None:
+        return self.identity.get("permitNumber")
 
     @classmethod
     def from_row(cls, row: Any) -> Foreigner:
         return cls(
             id=strawberry.ID(str(row["id"])),
             db_id=row["id"],
-            full_name=row["full_name"],
-            passport_number=row["passport_number"],
-            birth_date=row["birth_date"],
-            photo_url=row["photo_url"],
-            permit_number=row["permit_number"],
+            permit_id=row["permit_id"],
             nationality=row["nationality"],
             sex=row["sex"],
-            age_band=age_band(row["birth_date"]),
+            age_band=age_band(row["age_base_year"]),
             permit_type=row["permit_type"],
             permit_status=row["permit_status"],
             permit_expires_on=row["permit_expires_on"],
@@ -119,7 +162,7 @@ class Foreigner:
         cls, info: Ctx, id: strawberry.ID, **_representation: Any
     ) -> Foreigner | None:
         # Reload under the caller's row scope; fields sent in the representation are ignored.
-        return await load_foreigner(info, int_id(id))
+        return await load_foreigner(info, int_id(id), with_identity=True)
 
     @strawberry.field(description="Every residence, the current one first.",
                       metadata=bounded(MAX_RESIDENCES))
@@ -141,18 +184,47 @@ class Foreigner:
 
     async def _permits(self, info: Ctx) -> list[StayPermit]:
         rows = await info.context.loaders.permits.load(self.db_id)
-        return [StayPermit.from_row(r) for r in rows]
+        permits = [StayPermit.from_row(r) for r in rows]
+        await attach_permit_identity(info, permits)
+        return permits
+
+
+def _iso_date(value: Any) -> dt.date | None:
+    """A registry date (ISO text on the wire); anything else is no date."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+async def attach_identity(info: Ctx, foreigners: Sequence[Foreigner], *path: str) -> None:
+    """The registry's part of these foreigners, in one upstream batch (schema.identity)."""
+    wanted = wanted_fields(info, "Foreigner", *path)
+    if not wanted or not foreigners:
+        return
+    found = await fetch_identities(
+        info, "Foreigner", wanted,
+        [{PERSON: f.db_id, PERMIT_DOCUMENT: f.permit_id} for f in foreigners])
+    for foreigner, identity in zip(foreigners, found, strict=True):
+        foreigner.identity = identity
 
 
 async def fetch_page_relations(info: Ctx, nodes: list[Foreigner]) -> None:
     """Fetch, for a whole page at once, the relations the query selects and the caller may
     read, so every node resolves them without an await of its own. The same DataLoaders,
-    the same row scopes and statements as resolving them one by one."""
+    the same row scopes and statements as resolving them one by one. Identity: one
+    upstream request for the page's foreigners, one for their permits, sent together."""
     context = info.context
+    permits: list[StayPermit] = []
     if nodes and context.may_read("Foreigner", "permits") and selects(info, "nodes", "permits"):
         batches = await context.loaders.permits.load_many([node.db_id for node in nodes])
         for node, rows in zip(nodes, batches, strict=True):
             node.prefetched_permits = [StayPermit.from_row(r) for r in rows]
+            permits.extend(node.prefetched_permits)
+    await asyncio.gather(attach_identity(info, nodes, "nodes"),
+                         attach_permit_identity(info, permits, "nodes", "permits"))
     residences = [node.residence for node in nodes if node.residence is not None]
     if (residences and context.may_read("Foreigner", "residence")
             and context.may_read("Residence", "area")
@@ -160,11 +232,19 @@ async def fetch_page_relations(info: Ctx, nodes: list[Foreigner]) -> None:
         await prefetch_areas(info, residences)
 
 
-async def load_foreigner(info: Ctx, foreigner_id: int | None) -> Foreigner | None:
+async def load_foreigner(info: Ctx, foreigner_id: int | None,
+                         with_identity: bool = True) -> Foreigner | None:
+    """A foreigner in the caller's scope, with the identity the current field selects below
+    it (`with_identity=False` for an existence check, which needs none)."""
     if foreigner_id is None:
         return None
     row = await info.context.loaders.foreigner.load(foreigner_id)
-    return Foreigner.from_row(row) if row else None
+    if not row:
+        return None
+    foreigner = Foreigner.from_row(row)
+    if with_identity:
+        await attach_identity(info, [foreigner])
+    return foreigner
 
 
 @strawberry.type
@@ -196,7 +276,8 @@ class ForeignerFilterInput:
     permit_type: PermitType | None = None
     permit_status: PermitStatus | None = None
     expires_before: dt.date | None = None
-    name: str | None = strawberry.field(default=None, description="Part of the name (immigration).")
+    name: str | None = strawberry.field(
+        default=None, description="Part of the name, any case (looked up in the registry).")
     document_number: str | None = strawberry.field(
-        default=None, description="Passport or permit number (immigration)."
+        default=None, description="Passport or permit number (looked up in the registry)."
     )

@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from resolvers import commands, queries
+from resolvers.identity import IdentityUnavailableError, LookupTooBroadError
 from resolvers.paging import CursorError, CursorSeal, Page, PageSizeError, check_page_size
 from schema.activities import (
     Activity,
@@ -43,7 +44,12 @@ from schema.cost import (
     weighted,
 )
 from schema.error_handling import ErrorMasking, log_errors
-from schema.errors import BadInputError, ForbiddenError, NotFoundError
+from schema.errors import (
+    BadInputError,
+    ForbiddenError,
+    NotFoundError,
+    UpstreamUnavailableError,
+)
 from schema.federation import ServiceExposure, checked_representations
 from schema.foreigners import (
     Foreigner,
@@ -51,6 +57,7 @@ from schema.foreigners import (
     ForeignerConnection,
     ForeignerFilterInput,
     ForeignerOrder,
+    attach_identity,
     fetch_page_relations,
     load_foreigner,
 )
@@ -86,9 +93,11 @@ FOREIGNER_FILTER_FIELDS = {
 }
 FOREIGNER_ORDER_FIELDS = {
     ForeignerOrder.ID: ("Foreigner", "id"),
-    ForeignerOrder.NAME: ("Foreigner", "fullName"),
     ForeignerOrder.PERMIT_EXPIRES_ON: ("Foreigner", "permitExpiresOn"),
 }
+# People one name look-up may match: a page of the largest size. A broader name is refused
+# (narrow it), never truncated into a silently partial list.
+MAX_NAME_MATCHES = 1000
 
 
 def _page_size(first: int) -> int:
@@ -106,10 +115,11 @@ async def _fetched(page: Awaitable[Page]) -> Page:
         raise BadInputError("invalid cursor") from exc
 
 
-def _foreigner_filter(info: Ctx, given: ForeignerFilterInput | None) -> queries.ForeignerFilter:
+async def _foreigner_filter(info: Ctx,
+                            given: ForeignerFilterInput | None) -> queries.ForeignerFilter:
     if given is None:
         return queries.ForeignerFilter()
-    values = {
+    values: dict[str, Any] = {
         "area_code": given.area_code,
         "nationality": given.nationality,
         "permit_type": enum_value(given.permit_type),
@@ -123,12 +133,35 @@ def _foreigner_filter(info: Ctx, given: ForeignerFilterInput | None) -> queries.
             info.context.require_readable(*FOREIGNER_FILTER_FIELDS[name])
     if given.area_code is not None:
         values["area_code"] = area_code_argument(given.area_code, "areaCode")
-    if given.document_number is not None:
-        values["document_number"] = document_number_argument(given.document_number)
-    if given.name is not None and not (2 <= len(given.name) <= 100
-                                       and given.name.isprintable()):
+    number = values.pop("document_number")
+    if number is not None:
+        number = document_number_argument(number)
+    name = values.pop("name")
+    if name is not None and not (2 <= len(name) <= 100 and name.isprintable()):
         raise BadInputError("name must be 2 to 100 characters of text")
-    return queries.ForeignerFilter(**values)
+    # Identity filters are the registry's look-ups; their ids are then scoped in SQL.
+    ids: set[int] | None = None
+    if number is not None:
+        ids = set(await _registry_ids(info.context.loaders.identity_source.ids_by_document(
+            number, info.context.loaders.request_id)))
+    if name is not None:
+        named = set(await _registry_ids(info.context.loaders.identity_source.ids_by_name(
+            name, MAX_NAME_MATCHES, info.context.loaders.request_id)))
+        ids = named if ids is None else ids & named
+    registry_ids = None if ids is None else tuple(sorted(ids))
+    return queries.ForeignerFilter(**values, registry_ids=registry_ids)
+
+
+async def _registry_ids(lookup: Awaitable[list[int]]) -> list[int]:
+    """Ids a registry look-up matched; the registry's failures become the caller's errors."""
+    try:
+        return await lookup
+    except LookupTooBroadError as exc:
+        raise BadInputError(f"the name matches more than {exc.limit} people: narrow it"
+                            ) from exc
+    except IdentityUnavailableError as exc:
+        raise UpstreamUnavailableError("the registry is unavailable; look-ups by name or "
+                                       "document number cannot run") from exc
 
 
 @strawberry.type
@@ -153,7 +186,7 @@ class Query:
         first: int = 50,
         after: str | None = None,
     ) -> ForeignerConnection | None:
-        filters = _foreigner_filter(info, filter)
+        filters = await _foreigner_filter(info, filter)
         info.context.require_readable(*FOREIGNER_ORDER_FIELDS[order_by])
         page = await _fetched(queries.foreigner_page(
             info.context.db, info.context.scopes["Foreigner"], filters, order_by.value,
@@ -168,14 +201,18 @@ class Query:
     async def check_foreigner(self, info: Ctx, document_number: str) -> ForeignerCheck | None:
         info.context.require_readable("Foreigner", "passportNumber")
         number = document_number_argument(document_number)
-        row = await queries.foreigner_by_document(
-            info.context.db, info.context.scopes["Foreigner"], number
-        )
-        return ForeignerCheck(
-            document_number=number,
-            registered=row is not None,
-            foreigner=Foreigner.from_row(row) if row else None,
-        )
+        loaders = info.context.loaders
+        # The registry knows who holds the document; the office's scope decides whether
+        # this caller may see them (an id outside it is simply absent).
+        ids = await _registry_ids(loaders.identity_source.ids_by_document(number,
+                                                                          loaders.request_id))
+        row = await queries.foreigner_among(info.context.db, info.context.scopes["Foreigner"],
+                                            ids)
+        foreigner = Foreigner.from_row(row) if row else None
+        if foreigner is not None:
+            await attach_identity(info, [foreigner], "foreigner")
+        return ForeignerCheck(document_number=number, registered=foreigner is not None,
+                              foreigner=foreigner)
 
     @strawberry.field(description="An area by code; null when missing or outside your scope.")
     async def area(self, info: Ctx, code: str) -> Area | None:
@@ -283,7 +320,7 @@ async def _visible_foreigner_id(info: Ctx, value: strawberry.ID | None) -> int |
     """A foreigner id the caller can see; any other id is 'unknown', missing or not (no oracle)."""
     if value is None:
         return None
-    foreigner = await load_foreigner(info, int_id(value))
+    foreigner = await load_foreigner(info, int_id(value), with_identity=False)
     if foreigner is None:
         raise BadInputError("unknown foreigner")
     return foreigner.db_id
