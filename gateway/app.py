@@ -37,6 +37,7 @@ from gateway.logging import configure_logging, log
 from gateway.media_types import negotiate
 from gateway.policy_runtime import LoadedPolicy, load_policy
 from gateway.rate_limit import rate_limited
+from gateway.registry import close_registry, registry_from_settings, registry_status
 from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
@@ -205,6 +206,8 @@ class AppState:
         self.engine = create_engine(settings.database_url)
         self.db = Database(self.engine)
         # Outlives policy reloads: which officer is which does not change with the policy.
+        # One pooled client per process (or, without a URL, a source that is unavailable).
+        self.registry = registry_from_settings(settings)
         self.officers = OfficerDirectory(partial(officer_kind, self.db),
                                          settings.officer_cache_seconds)
         self.verifier = self._verifier(self.policy.policy)
@@ -267,16 +270,22 @@ def create_app(
         gc.freeze()
         yield
         await state.engine.dispose()
+        await close_registry(state.registry)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
         try:
+        # The registry's state is reported but never fails readiness: without it the office
+        # keeps working, identity fields are null.
             await state.db.ping()
         except DatabaseUnavailableError:
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up"})
+            return JSONResponse({"status": "unavailable", "database": "down",
+                                 "registry": await registry_status(state.registry)},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "database": "up",
+                             "registry": await registry_status(state.registry)})
 
     async def graphiql(_request: Request) -> Response:
         return FileResponse(STATIC / "graphiql.html")
