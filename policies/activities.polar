@@ -27,7 +27,8 @@ readable(role, "Activity", field) if
 
 readable(role, "Activity", field) if
     (immigration(role) or security_partner(role)) and
-    field in ["id", "kind", "occurredAt", "areaCode", "area", "jointOperation", "officer"];
+    field in ["id", "kind", "occurredAt", "areaCode", "area", "jointOperation", "officer",
+              "redactedFields"];
 
 # No linking (main.polar, location_k_minimum): the subject is immigration's, and a followed-up
 # report leads to its linked foreigner; for every other role an activity lies no finer than
@@ -49,4 +50,4 @@ allow(actor: Principal, "read", officer: Officer) if
 
 readable(role, "Officer", field) if
     (immigration(role) or security_partner(role)) and
-    field in ["id", "name", "rank", "unit"];
+    field in ["id", "name", "rank", "unit", "redactedFields"];

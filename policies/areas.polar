@@ -17,7 +17,7 @@ allow(actor: Principal, "read", area: Area) if
 readable(role, "Area", field) if
     role in ["immigration_officer", "immigration_supervisor", "police", "military", "district",
              "neighbourhood", "public"] and
-    field in ["code", "name", "level", "foreignerCount"];
+    field in ["code", "name", "level", "foreignerCount", "redactedFields"];
 
 readable(role, "Area", field) if
     profile_reader(role) and

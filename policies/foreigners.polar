@@ -22,7 +22,7 @@ readable(role, "Foreigner", field) if
 readable(role, "Foreigner", field) if
     profile_reader(role) and
     field in ["id", "nationality", "sex", "ageBand", "permitType", "permitStatus",
-              "permitExpiresOn", "sponsorType", "residence"];
+              "permitExpiresOn", "sponsorType", "residence", "redactedFields"];
 
 # Stay permits, reached through a foreigner.
 readable(role, "StayPermit", field) if
@@ -30,7 +30,8 @@ readable(role, "StayPermit", field) if
     field in ["number", "sponsorName"];
 readable(role, "StayPermit", field) if
     profile_reader(role) and
-    field in ["id", "permitType", "status", "issuedOn", "expiresOn", "sponsorType"];
+    field in ["id", "permitType", "status", "issuedOn", "expiresOn", "sponsorType",
+              "redactedFields"];
 
 # Result of a field check by document number (immigration only, see queries.polar).
 readable(role, "ForeignerCheck", field) if

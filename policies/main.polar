@@ -57,6 +57,11 @@ located_in(record, actor: Principal) if
 located_in(record, actor: Principal) if
     actor.area_level = "rt" and record.rt_code = actor.area;
 
+# `redactedFields` on every domain type lists the fields of that type the actor may not
+# read (schema/redaction.py): hidden told apart from unknown behind supergraph routers,
+# which drop `extensions.redacted`. It is listed with the fields of every role that may
+# read the type; it says only what this policy already publishes.
+
 # Paging plumbing carries no data of its own: readable by whoever reaches it.
 readable(_role, "SisadaPageInfo", field) if field in ["endCursor", "hasNextPage"];
 readable(_role, "SisadaCountBucket", field) if field in ["key", "count"];

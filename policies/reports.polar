@@ -23,7 +23,8 @@ readable(role, "Report", field) if
 
 readable(role, "Report", field) if
     (immigration(role) or security_partner(role) or role in ["district", "neighbourhood"]) and
-    field in ["id", "category", "text", "areaCode", "area", "status", "createdAt", "updatedAt"];
+    field in ["id", "category", "text", "areaCode", "area", "status", "createdAt", "updatedAt",
+              "redactedFields"];
 
 # Submitters keep their own receipt code.
 readable(role, "Report", field) if

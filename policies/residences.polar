@@ -14,4 +14,4 @@ readable(role, "Residence", field) if
 readable(role, "Residence", field) if
     profile_reader(role) and
     field in ["id", "areaCode", "area", "kecamatanCode", "kelurahanCode", "rwCode", "rtCode",
-              "validFrom", "validTo"];
+              "validFrom", "validTo", "redactedFields"];

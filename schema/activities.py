@@ -13,6 +13,7 @@ from schema.common import Ctx, PageInfo
 from schema.cost import PAGE, bounded
 from schema.foreigners import Foreigner, load_foreigner
 from schema.locations import placed_area, placed_area_code, placed_text
+from schema.redaction import redacted_fields_field
 from schema.reports import Report, load_report
 
 
@@ -30,6 +31,7 @@ class Officer:
     name: str | None
     rank: str | None
     unit: str | None
+    redacted_fields: list[str] | None = redacted_fields_field()
 
     @classmethod
     def from_row(cls, row: Any) -> Officer:
@@ -59,6 +61,7 @@ class Activity:
     longitude: float | None
     notes: str | None = strawberry.field(resolver=placed_text)
     joint_operation: bool | None
+    redacted_fields: list[str] | None = redacted_fields_field()
     officer_id: strawberry.Private[int]
     subject_id: strawberry.Private[int | None]
     report_id: strawberry.Private[int | None]

@@ -12,6 +12,7 @@ import strawberry
 
 from schema.common import CountBucket, Ctx, area_code_argument
 from schema.cost import bounded
+from schema.redaction import redacted_fields_field
 
 # Bounds of the area lists for the cost estimate (schema/cost.py), from the area tree of
 # one office (Jakarta Selatan: 10 kecamatan, 65 kelurahan, ~600 RW, ~4,500 RT) with room to
@@ -36,6 +37,7 @@ class Area:
     code: str  # the entity key: non-null, as partners' references declare it
     name: str | None
     level: str | None
+    redacted_fields: list[str] | None = redacted_fields_field()
     parent_code: strawberry.Private[str | None]
 
     @classmethod

@@ -13,6 +13,7 @@ from schema.common import Ctx, PageInfo
 from schema.cost import PAGE, bounded
 from schema.foreigners import Foreigner, load_foreigner
 from schema.locations import placed_area, placed_area_code, placed_text
+from schema.redaction import redacted_fields_field
 
 if TYPE_CHECKING:
     from schema.activities import Officer
@@ -51,6 +52,7 @@ class Report:
     reporter_contact: str | None
     created_at: dt.datetime | None
     updated_at: dt.datetime | None
+    redacted_fields: list[str] | None = redacted_fields_field()
     foreigner_id: strawberry.Private[int | None]
     assigned_officer_id: strawberry.Private[int | None]
     # Area code and free text as the data layer returned them (resolvers/precision.py).

@@ -9,6 +9,7 @@ import strawberry
 
 from schema.common import NOT_FETCHED, Ctx
 from schema.cost import AWAITED_FIELD_WEIGHT, weighted
+from schema.redaction import redacted_fields_field
 
 if TYPE_CHECKING:
     from schema.areas import Area
@@ -31,6 +32,7 @@ class Residence:
     rt_code: str | None
     valid_from: dt.date | None
     valid_to: dt.date | None
+    redacted_fields: list[str] | None = redacted_fields_field()
     # Set when the list resolver fetched the areas of the whole page (prefetch_areas).
     prefetched_area: strawberry.Private[Any] = NOT_FETCHED
 
