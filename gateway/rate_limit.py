@@ -7,9 +7,10 @@ root field counts one). Ten operations of thirty aliases each count 300. That co
 against
 
 - its client IP (`rate_limit_per_ip`), and
-- its principal (`rate_limit_per_principal`): the token's subject, or role and area when the
-  token has none. Anonymous callers are limited by IP only: they share one role and no
-  subject, so a per-principal count would make every member of the public share one budget.
+- its principal (`rate_limit_per_principal`): the verified token's issuer and subject, or
+  role and area when the token has none; the same behind a router that forwards the token.
+  Anonymous callers are limited by IP only: they share one role and no subject, so a
+  per-principal count would make every member of the public share one budget.
 
 Each `reportStatus` selection — a guess at a receipt code — also counts against
 `rate_limit_report_status` per client IP, whoever asks; and each `submitReport` selection,
@@ -282,8 +283,11 @@ class _RootFieldCounter:
 
 
 def _principal_key(principal: Principal) -> tuple[str, ...]:
+    # The verified token's issuer and subject (a subject is unique only within its issuer):
+    # the same key whether the token came straight from the client or through a router
+    # that forwards it, so a router's one address never pools its users' budgets.
     if principal.subject:
-        return ("sub", principal.subject)
+        return ("sub", principal.issuer or "-", principal.subject)
     return ("role", principal.role, principal.area or "-")
 
 

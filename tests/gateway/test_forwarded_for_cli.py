@@ -1,7 +1,8 @@
 """Per-IP limits see the client's address, not one it claims: a real `sisada serve` believes
-`X-Forwarded-For` only from the proxies named in SISADA_FORWARDED_ALLOW_IPS (a hostile
-review made 25 receipt-code look-ups in a row by forging the header from 127.0.0.1,
-which uvicorn alone trusts)."""
+`X-Forwarded-For` only from the proxies named in SISADA_TRUSTED_PROXIES (a hostile review
+made 25 receipt-code look-ups in a row by forging the header from 127.0.0.1, which uvicorn
+alone trusts) — with one worker and with several, and under the old name
+SISADA_FORWARDED_ALLOW_IPS too. Routers in front of the gateway: tests/federation."""
 
 from __future__ import annotations
 
@@ -10,26 +11,31 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from conftest import TEST_SECRET, Deployment, free_port
 
 SISADA = Path(sys.executable).with_name("sisada")
 LOOKUP = {"query": '{ reportStatus(receiptCode: "SSD-AAAA-AAAA-AAAA-AAAA") { status } }'}
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @contextlib.contextmanager
-def serving(deployment: Deployment, tmp: Path, **extra: str) -> Iterator[str]:
+def serving(deployment: Deployment, tmp: Path, *args: str, **extra: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "SISADA_DATABASE_URL": deployment.database_url,
            "SISADA_JWT_SECRET": TEST_SECRET, "SISADA_DEV_KEY_FILE": str(tmp / "dev-key"),
-           "SISADA_RATE_LIMIT_REPORT_STATUS": "3/minute", **extra}
-    env.pop("SISADA_REDIS_URL", None)
-    env.pop("FORWARDED_ALLOW_IPS", None)
-    process = subprocess.Popen([str(SISADA), "serve", "--port", str(port)], env=env,
+           "SISADA_RATE_LIMIT_REPORT_STATUS": "3/minute"}
+    for name in ("SISADA_REDIS_URL", "SISADA_TRUSTED_PROXIES", "SISADA_FORWARDED_ALLOW_IPS",
+                 "FORWARDED_ALLOW_IPS"):
+        env.pop(name, None)
+    env.update(extra)
+    process = subprocess.Popen([str(SISADA), "serve", "--port", str(port), *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -53,6 +59,27 @@ def _statuses(base_url: str, count: int) -> list[int]:
             for i in range(count)]
 
 
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix in the local Redis, so several worker processes share one count."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is required in CI and is not reachable: {exc}")
+        pytest.skip(f"Redis not reachable: {exc}")
+    prefix = f"sisada-test-{uuid.uuid4().hex}"
+    try:
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 def test_a_forged_forwarded_for_does_not_escape_the_limit(
         deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> None:
     with serving(deployment, tmp_path_factory.mktemp("no-proxy")) as base_url:
@@ -61,9 +88,30 @@ def test_a_forged_forwarded_for_does_not_escape_the_limit(
     assert statuses[3] == 429
 
 
+def test_a_forged_forwarded_for_does_not_escape_the_limit_with_workers(
+        deployment: Deployment, tmp_path_factory: pytest.TempPathFactory,
+        redis_prefix: str) -> None:
+    # uvicorn's workers re-read their options in each process: none may fall back to
+    # trusting 127.0.0.1. Redis holds the count so that every worker sees the same one.
+    with serving(deployment, tmp_path_factory.mktemp("workers"), "--workers", "2",
+                 SISADA_REDIS_URL=REDIS_URL,
+                 SISADA_RATE_LIMIT_KEY_PREFIX=redis_prefix) as base_url:
+        statuses = _statuses(base_url, 4)
+    assert statuses[:3] == [200, 200, 200]
+    assert statuses[3] == 429
+
+
 def test_a_named_proxy_is_believed(deployment: Deployment,
                                    tmp_path_factory: pytest.TempPathFactory) -> None:
     with serving(deployment, tmp_path_factory.mktemp("proxy"),
+                 SISADA_TRUSTED_PROXIES="127.0.0.1") as base_url:
+        statuses = _statuses(base_url, 4)
+    assert statuses == [200, 200, 200, 200]
+
+
+def test_a_proxy_named_by_the_old_setting_is_believed(
+        deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> None:
+    with serving(deployment, tmp_path_factory.mktemp("old-name"),
                  SISADA_FORWARDED_ALLOW_IPS="127.0.0.1") as base_url:
         statuses = _statuses(base_url, 4)
     assert statuses == [200, 200, 200, 200]
