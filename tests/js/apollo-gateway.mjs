@@ -51,7 +51,9 @@ const gateway = new ApolloGateway({
   buildService: ({ name, url }) => Object.assign(new SisadaDataSource({ url }), { name }),
 });
 
-const server = new ApolloServer({ gateway, includeStacktraceInErrorResponses: false });
+const server = new ApolloServer({
+  gateway, includeStacktraceInErrorResponses: false, stopOnTerminationSignals: false,
+});
 const { url } = await startStandaloneServer(server, {
   listen: { host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 4000) },
   context: async ({ req }) => ({
@@ -60,3 +62,6 @@ const { url } = await startStandaloneServer(server, {
   }),
 });
 process.stdout.write(`apollo gateway ready at ${url}\n`);
+
+// Stopped by the tests with SIGTERM: exit at once (nothing here holds state to drain).
+process.once('SIGTERM', () => process.exit(0));

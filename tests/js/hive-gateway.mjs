@@ -44,3 +44,6 @@ const port = Number(process.env.PORT ?? 4002);
 server.listen(port, process.env.HOST ?? '127.0.0.1', () => {
   process.stdout.write(`hive gateway ready at http://127.0.0.1:${port}/graphql\n`);
 });
+
+// Stopped by the tests with SIGTERM: exit at once (nothing here holds state to drain).
+process.once('SIGTERM', () => process.exit(0));

@@ -71,8 +71,12 @@ const recordRequests = {
 const server = new ApolloServer({
   schema: buildSubgraphSchema({ typeDefs, resolvers }),
   plugins: [ApolloServerPluginInlineTraceDisabled(), recordRequests],
+  stopOnTerminationSignals: false,
 });
 const { url } = await startStandaloneServer(server, {
   listen: { host: '127.0.0.1', port: Number(process.env.PORT ?? 4001) },
 });
 process.stdout.write(`partner subgraph ready at ${url}\n`);
+
+// Stopped by the tests with SIGTERM: exit at once (nothing here holds state to drain).
+process.once('SIGTERM', () => process.exit(0));
