@@ -67,7 +67,8 @@ class SisadaGraphQL(GraphQL):
                                  settings.request_timeout_seconds, access.readable,
                                  settings.max_response_text_bytes)
         return build_context(principal, access, self.app_state.db, request, authenticated,
-                             budget)
+                             budget, identity=getattr(self.app_state, "registry", None),
+                             request_id=uuid.uuid4().hex)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -205,9 +206,9 @@ class AppState:
         self.policy: LoadedPolicy = load_policy(Policy(settings.policy_dir), self.schema)
         self.engine = create_engine(settings.database_url)
         self.db = Database(self.engine)
-        # Outlives policy reloads: which officer is which does not change with the policy.
         # One pooled client per process (or, without a URL, a source that is unavailable).
         self.registry = registry_from_settings(settings)
+        # Outlives policy reloads: which officer is which does not change with the policy.
         self.officers = OfficerDirectory(partial(officer_kind, self.db),
                                          settings.officer_cache_seconds)
         self.verifier = self._verifier(self.policy.policy)
@@ -269,16 +270,16 @@ def create_app(
         # triggered ~0.1 s pauses walking ~150,000 such objects).
         gc.freeze()
         yield
-        await state.engine.dispose()
         await close_registry(state.registry)
+        await state.engine.dispose()
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        try:
         # The registry's state is reported but never fails readiness: without it the office
         # keeps working, identity fields are null.
+        try:
             await state.db.ping()
         except DatabaseUnavailableError:
             return JSONResponse({"status": "unavailable", "database": "down",

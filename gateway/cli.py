@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import secrets
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -21,20 +27,42 @@ from resolvers.seed import SeedError, policy_submitters, seed_database
 DEMO_KECAMATAN = "31.74.02"  # Setiabudi: the demo jurisdiction
 
 
+def migrate_both(settings: Settings) -> None:
+    """Migrate the office database and the stand-in registry's. Identity an office database
+    still holds from before the split is copied into the registry first, then dropped."""
+    from examples.registry import store
+
+    asyncio.run(store.migrate_registry(settings.registry_database_url))
+    persons, permits = migrate.identity_rows(settings.database_url)
+    if persons:
+        asyncio.run(store.write_identities(settings.registry_database_url, persons, permits))
+        print(f"moved the identity of {len(persons)} foreigners to the registry",
+              file=sys.stderr)
+    migrate.upgrade(settings.database_url, identity_moved=bool(persons))
+
+
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    migrate.upgrade(settings.database_url)
-    print("database migrated", file=sys.stderr)
+    migrate_both(settings)
+    print("databases migrated (office and registry)", file=sys.stderr)
     return 0
 
 
 async def _seed(settings: Settings, foreigners: int, seed: int) -> int:
+    from examples.registry import store
+
     # The demo reports are owned by the principals `sisada token` mints: the policy names
     # their roles, the settings the issuer.
     submitters = policy_submitters(Policy(settings.policy_dir))
     engine = create_engine(settings.database_url)
+    registry = settings.registry_database_url
     try:
+        await store.migrate_registry(registry)
+        if not await store.registry_is_empty(registry):
+            raise SeedError("the registry database already holds people")
+        # Identity goes to the registry only; the office rows commit after it is written.
         summary = await seed_database(engine, foreigners=foreigners, seed=seed,
-                                      submitters=submitters, issuer=settings.jwt_issuer)
+                                      submitters=submitters, issuer=settings.jwt_issuer,
+                                      write_identity=partial(store.write_identities, registry))
     except SeedError as exc:
         print(f"seed: {exc}", file=sys.stderr)
         return 1
@@ -54,7 +82,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     if getattr(args, "migrate", False):
-        migrate.upgrade(settings.database_url)
+        migrate_both(settings)
 
     host, port = args.host or settings.host, args.port or settings.port
     workers = getattr(args, "workers", 1) or 1
@@ -210,12 +238,52 @@ def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Migrate, seed if empty, print a token per role and example requests, then serve."""
-    migrate.upgrade(settings.database_url)
+    """Migrate, seed if empty, start the stand-in registry, print a token per role and
+    example requests, then serve."""
+    migrate_both(settings)
     if asyncio.run(_is_empty(settings)):
         asyncio.run(_seed(settings, args.foreigners, args.seed))
     policy = Policy(settings.policy_dir)
     host, port = args.host or settings.host, args.port or settings.port
+    registry = None
+    if settings.registry_url is None:
+        registry, settings = _start_demo_registry(settings, args.registry_port or port + 1)
+    try:
+        return _demo(settings, policy, host, port, args)
+    finally:
+        if registry is not None:
+            registry.terminate()
+            registry.wait(timeout=10)
+
+
+def _start_demo_registry(settings: Settings, port: int) -> tuple[subprocess.Popen[bytes],
+                                                                  Settings]:
+    """The stand-in registry as its own process (as in production: another service), with
+    a fresh service credential that only it and this gateway know."""
+    token = settings.registry_token or secrets.token_urlsafe(32)
+    env = {**os.environ, "SISADA_REGISTRY_TOKEN": token,
+           "SISADA_REGISTRY_DATABASE_URL": settings.registry_database_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "registry", "serve", "--host", "127.0.0.1",
+         "--port", str(port)], env=env)
+    health = f"http://127.0.0.1:{port}/healthz"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(health, timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise SystemExit("demo: the registry did not start (see above)") from None
+            time.sleep(0.2)
+    print(f"registry (stand-in) at http://127.0.0.1:{port}/graphql", file=sys.stderr)
+    return process, settings.model_copy(update={
+        "registry_url": f"http://127.0.0.1:{port}/graphql", "registry_token": token})
+
+
+def _demo(settings: Settings, policy: Policy, host: str, port: int,
+          args: argparse.Namespace) -> int:
     url = f"http://{host}:{port}/graphql"
     print(f"\nSisada gateway demo — GraphiQL at http://{host}:{port}/graphiql\n")
     for role in sorted(policy.roles - {policy.anonymous_role}):
@@ -283,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=20261128)
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
+    demo.add_argument("--registry-port", type=int,
+                      help="port of the stand-in registry (default: the gateway's + 1); "
+                           "ignored when SISADA_REGISTRY_URL names a registry")
     demo.set_defaults(func=cmd_demo)
     registry = sub.add_parser("registry", help="the stand-in central registry (identity)")
     registry_sub = registry.add_subparsers(dest="registry_command", required=True)

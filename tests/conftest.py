@@ -4,6 +4,7 @@ real uvicorn server on a free port, and the personas of the specification."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,13 @@ from gateway.auth import mint_dev_token
 from gateway.settings import Settings
 from policies import CompiledPolicy, Policy
 from resolvers import migrate
-from resolvers.models import Foreigner, OfficerActivity, Report, Residence, StayPermit
+from resolvers.models import Foreigner, OfficerActivity, Report, Residence
 from resolvers.seed import seed_database
 from schema.root import build_schema, schema_fields
 
 TEST_SECRET = "sisada-test-secret-" + "k" * 40
+# The gateway's service credential at the stand-in registry.
+REGISTRY_TOKEN = "sisada-test-registry-" + "r" * 32
 SEED_FOREIGNERS = 600
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SETIABUDI = "31.74.02"
@@ -107,14 +111,24 @@ def _inside(row: dict[str, Any], area: str) -> bool:
     return area in codes
 
 
-async def _read_facts(url: str) -> SeedFacts:
+async def _read_facts(url: str, registry_url: str) -> SeedFacts:
+    """The office's rows, each foreigner joined with its identity from the registry."""
+    from examples.registry.models import PermitDocument, Person
+
+    registry = create_async_engine(registry_url)
+    try:
+        async with registry.connect() as conn:
+            people = {r["id"]: dict(r) for r in (await conn.execute(select(Person))).mappings()}
+            permits: dict[int, list[str]] = {}
+            for row in (await conn.execute(select(PermitDocument))).mappings():
+                permits.setdefault(row["person_id"], []).append(row["number"])
+    finally:
+        await registry.dispose()
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            foreigners = [dict(r) for r in (await conn.execute(select(Foreigner))).mappings()]
-            permits: dict[int, list[str]] = {}
-            for row in (await conn.execute(select(StayPermit))).mappings():
-                permits.setdefault(row["foreigner_id"], []).append(row["number"])
+            foreigners = [{**dict(r), **people.get(r["id"], {})}
+                          for r in (await conn.execute(select(Foreigner))).mappings()]
             current = {
                 r["foreigner_id"]: dict(r)
                 for r in (await conn.execute(
@@ -161,7 +175,8 @@ class ServerThread:
 
 @dataclass
 class Deployment:
-    """One running gateway over one seeded database."""
+    """One running gateway over one seeded database, with the stand-in registry (a real
+    process) holding the seeded identity."""
 
     backend: str
     database_url: str
@@ -170,6 +185,9 @@ class Deployment:
     app: Any
     facts: SeedFacts
     client: httpx.Client
+    registry: Any = None
+    # The stand-in registry's own database (identity lives there only).
+    registry_database_url: str = ""
 
     def token(self, persona: str) -> str | None:
         role, area, officer = PERSONAS[persona]
@@ -240,6 +258,14 @@ def postgres_database() -> Iterator[str]:
     _drop_pg_database(name)
 
 
+@pytest.fixture(scope="session")
+def postgres_registry_database() -> Iterator[str]:
+    """The stand-in registry's own database, beside the office's (another service's)."""
+    name = _create_pg_database()
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    _drop_pg_database(name)
+
+
 def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -264,22 +290,44 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     tmp = tmp_path_factory.mktemp(request.param)
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'sisada.db'}"
+        registry_url = f"sqlite+aiosqlite:///{tmp / 'registry.db'}"
     else:
         url = request.getfixturevalue("postgres_database")
+        registry_url = request.getfixturevalue("postgres_registry_database")
     run_in_thread(migrate.upgrade, url)
-    run_async(_seed(url))
-    facts = run_async(_read_facts(url))
-    settings = make_settings(url, tmp)
-    app = create_app(settings)
-    with ServerThread(app) as base_url, httpx.Client(timeout=60) as client:
-        yield Deployment(backend=request.param, database_url=url, base_url=base_url,
-                         settings=settings, app=app, facts=facts, client=client)
+    run_async(seed_both(url, registry_url))
+    with serve_deployment(request.param, url, registry_url, tmp) as deployment:
+        yield deployment
 
 
-async def _seed(url: str) -> None:
+@contextlib.contextmanager
+def serve_deployment(backend: str, url: str, registry_url: str, tmp: Path,
+                     **overrides: Any) -> Iterator[Deployment]:
+    """The stand-in registry (a real process) over `registry_url`, and the gateway over
+    `url` in a uvicorn thread, pointed at it with the service credential."""
+    from registry_process import RegistryProcess
+
+    facts = run_async(_read_facts(url, registry_url))
+    with RegistryProcess(registry_url, REGISTRY_TOKEN,
+                         tmp / f"registry-requests-{uuid.uuid4().hex[:6]}.jsonl") as registry:
+        settings = make_settings(url, tmp, registry_url=registry.url,
+                                 registry_token=REGISTRY_TOKEN, **overrides)
+        app = create_app(settings)
+        with ServerThread(app) as base_url, httpx.Client(timeout=60) as client:
+            yield Deployment(backend=backend, database_url=url, base_url=base_url,
+                             settings=settings, app=app, facts=facts, client=client,
+                             registry=registry, registry_database_url=registry_url)
+
+
+async def seed_both(url: str, registry_url: str, foreigners: int = SEED_FOREIGNERS) -> None:
+    """The office database and the registry's, consistently (as `sisada seed` does)."""
+    from examples.registry import store
+
+    await store.migrate_registry(registry_url)
     engine = create_async_engine(url)
     try:
-        await seed_database(engine, foreigners=SEED_FOREIGNERS)
+        await seed_database(engine, foreigners=foreigners,
+                            write_identity=partial(store.write_identities, registry_url))
     finally:
         await engine.dispose()
 

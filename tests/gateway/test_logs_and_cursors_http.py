@@ -1,8 +1,8 @@
 """Identity in logs and cursors (issue 8, section 3.3), against a real `sisada serve`
 process whose whole output is captured: no log line carries a value of an identity field
 or an identity search term — not from a GET query string, not from variables, not from
-an alias — and no cursor carries a value the caller could not read (a NAME ordering's
-cursor used to carry the name in base64)."""
+an alias — and no cursor carries a value in the clear (a NAME ordering's cursor used to
+carry the name in base64; names now live in the registry and no order by name remains)."""
 
 from __future__ import annotations
 
@@ -117,9 +117,11 @@ def test_get_identity_searches_leave_no_identity_in_the_log_as_immigration_offic
 
 def _name_page(deployment: Deployment, after: str | None = None, first: int = 25
                ) -> dict[str, Any]:
+    """A page in the order whose cursor holds a value (the expiry date), with names."""
     body = deployment.gql(
-        "query($a: String, $f: Int!) { foreigners(first: $f, after: $a, orderBy: NAME) "
-        "{ pageInfo { endCursor hasNextPage } nodes { id fullName } } }",
+        "query($a: String, $f: Int!) { foreigners(first: $f, after: $a, "
+        "orderBy: PERMIT_EXPIRES_ON) "
+        "{ pageInfo { endCursor hasNextPage } nodes { id fullName permitExpiresOn } } }",
         "immigration_officer", a=after, f=first)
     assert "errors" not in body, body
     return body["data"]["foreigners"]
@@ -134,21 +136,20 @@ def _decodings(cursor: str) -> list[bytes]:
     return out
 
 
-def test_a_name_ordering_cursor_carries_no_name_as_immigration_officer(
+def test_a_value_ordering_cursor_carries_no_value_in_the_clear_as_immigration_officer(
     deployment: Deployment,
 ) -> None:
     page = _name_page(deployment)
     cursor = page["pageInfo"]["endCursor"]
     last = page["nodes"][-1]
     for decoded in _decodings(cursor):
+        assert last["permitExpiresOn"].encode() not in decoded
         assert last["fullName"].encode() not in decoded
-        for part in last["fullName"].split():
-            assert part.encode() not in decoded
     # Deterministic: the same position is the same cursor.
     assert _name_page(deployment)["pageInfo"]["endCursor"] == cursor
 
 
-def test_name_cursors_page_through_every_row_once_as_immigration_officer(
+def test_value_cursors_page_through_every_row_once_as_immigration_officer(
     deployment: Deployment,
 ) -> None:
     whole = [n["id"] for n in _name_page(deployment, first=60)["nodes"]]
@@ -161,8 +162,8 @@ def test_cursors_are_shared_by_replicas_with_one_secret_as_immigration_officer(
     served: Served, deployment: Deployment,
 ) -> None:
     cursor = _name_page(deployment, first=5)["pageInfo"]["endCursor"]
-    query = ("query($a: String) { foreigners(first: 5, after: $a, orderBy: NAME) "
-             "{ nodes { id } } }")
+    query = ("query($a: String) { foreigners(first: 5, after: $a, "
+             "orderBy: PERMIT_EXPIRES_ON) { nodes { id } } }")
     headers = {"authorization": f"Bearer {deployment.token('immigration_officer')}"}
     here = deployment.gql(query, "immigration_officer", a=cursor)
     there = httpx.post(f"{served.base_url}/graphql", headers=headers, timeout=30,
@@ -182,15 +183,17 @@ def test_a_tampered_or_foreign_cursor_is_bad_input_as_immigration_officer(
     cursor = page["pageInfo"]["endCursor"]
     middle = len(cursor) // 2
     flipped = cursor[:middle] + ("A" if cursor[middle] != "A" else "B") + cursor[middle + 1:]
-    name_key = page["nodes"][-1]
+    key = page["nodes"][-1]
     plain = base64.urlsafe_b64encode(orjson.dumps(
-        {"o": "NAME", "k": [name_key["fullName"], int(name_key["id"])]})).decode().rstrip("=")
+        {"o": "PERMIT_EXPIRES_ON", "k": [key["permitExpiresOn"], int(key["id"])]})
+    ).decode().rstrip("=")
     by_id = deployment.gql("{ foreigners(first: 5) { pageInfo { endCursor } } }",
                            "immigration_officer")["data"]["foreigners"]["pageInfo"]["endCursor"]
     for bad in (flipped, cursor[:-2], cursor + "AA", plain, by_id, "", "x" * 5000):
         response = deployment.post(
-            "query($a: String) { foreigners(first: 5, after: $a, orderBy: NAME) "
-            "{ nodes { id } } }", "immigration_officer", {"a": bad})
+            "query($a: String) { foreigners(first: 5, after: $a, "
+            "orderBy: PERMIT_EXPIRES_ON) { nodes { id } } }", "immigration_officer",
+            {"a": bad})
         body = response.json()
         assert _codes(body) == ["BAD_USER_INPUT"], (bad, body)
         assert body["errors"][0]["message"] == "invalid cursor"

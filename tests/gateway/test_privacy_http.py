@@ -213,7 +213,6 @@ def test_foreigner_lists_are_forbidden(deployment: Deployment, persona: str) -> 
     "query",
     ['{ foreigners(filter: {name: "an"}) { totalCount } }',
      '{ foreigners(filter: {documentNumber: "PB4806026"}) { totalCount } }',
-     "{ foreigners(orderBy: NAME) { totalCount } }",
      '{ checkForeigner(documentNumber: "PB4806026") { registered } }'],
 )
 @pytest.mark.parametrize("persona", ["setiabudi_police", "setiabudi_military",

@@ -138,17 +138,29 @@ class World:
         return pools
 
 
-async def read_world(url: str) -> World:
-    engine = create_async_engine(url)
+async def read_world(url: str, registry_url: str) -> World:
+    """The office's rows, foreigners and permits joined with their identity from the
+    registry's database (the office holds none)."""
+    from examples.registry.models import PermitDocument, Person
 
     async def rows(conn: Any, model: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in (await conn.execute(select(model))).mappings()]
 
+    registry = create_async_engine(registry_url)
+    try:
+        async with registry.connect() as conn:
+            people = {r["id"]: r for r in await rows(conn, Person)}
+            documents = {r["id"]: r for r in await rows(conn, PermitDocument)}
+    finally:
+        await registry.dispose()
+    engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
             return World(
-                foreigners={r["id"]: r for r in await rows(conn, Foreigner)},
-                permits=await rows(conn, StayPermit),
+                foreigners={r["id"]: {**people.get(r["id"], {}), **r}
+                            for r in await rows(conn, Foreigner)},
+                permits=[{**documents.get(r["id"], {}), **r}
+                         for r in await rows(conn, StayPermit)],
                 residences=await rows(conn, Residence),
                 reports={r["id"]: r for r in await rows(conn, Report)},
                 activities={r["id"]: r for r in await rows(conn, OfficerActivity)},

@@ -32,22 +32,18 @@ import httpx
 import pytest
 from conftest import (
     Deployment,
-    ServerThread,
     _create_pg_database,
     _drop_pg_database,
-    _read_facts,
-    make_settings,
     run_async,
     run_in_thread,
+    seed_both,
+    serve_deployment,
 )
 from hunt_documents import MISSING, Document, Key, Pools, documents, pools_from_facts
 from hunt_oracle import Judge, Persona, World, missing_twin, read_world
 from hypothesis import HealthCheck, given, note, seed, settings
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.app import create_app
 from resolvers import migrate
-from resolvers.seed import seed_database
 from schema.root import build_schema
 
 OFFICE_CITY = "31.74"
@@ -107,18 +103,12 @@ class Hunt:
 
     def judge(self, persona: str) -> Judge:
         if persona not in self.judges:
-            url = self.deployment.database_url
-            self.judges[persona] = Judge(Persona.from_token(persona, self.token(persona)),
-                                         lambda: run_async(read_world(url)), OFFICE_CITY)
+            d = self.deployment
+            self.judges[persona] = Judge(
+                Persona.from_token(persona, self.token(persona)),
+                lambda: run_async(read_world(d.database_url, d.registry_database_url)),
+                OFFICE_CITY)
         return self.judges[persona]
-
-
-async def _seed(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        await seed_database(engine, foreigners=HUNT_FOREIGNERS)
-    finally:
-        await engine.dispose()
 
 
 def _live_schema(d: Deployment) -> gql.GraphQLSchema:
@@ -129,7 +119,8 @@ def _live_schema(d: Deployment) -> gql.GraphQLSchema:
 def _cursors(d: Deployment) -> list[str]:
     """Real cursors (some pointing at rows outside a persona's scope)."""
     cursors = []
-    for order, first in (("ID", 3), ("ID", 40), ("NAME", 7), ("PERMIT_EXPIRES_ON", 11)):
+    for order, first in (("ID", 3), ("ID", 40), ("PERMIT_EXPIRES_ON", 7),
+                         ("PERMIT_EXPIRES_ON", 11)):
         body = d.gql(f"{{ foreigners(first: {first}, orderBy: {order}) "
                      "{ pageInfo { endCursor } } }", "immigration_officer")
         cursors.append(body["data"]["foreigners"]["pageInfo"]["endCursor"])
@@ -161,33 +152,30 @@ def _area_sample(world: World, rt_head_area: str) -> list[str]:
 def hunt(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[Hunt]:
     tmp: Path = tmp_path_factory.mktemp(f"hunt-{request.param}")
-    pg_name = None
+    pg_names: list[str] = []
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'hunt.db'}"
+        registry_url = f"sqlite+aiosqlite:///{tmp / 'hunt-registry.db'}"
     else:
-        pg_name = _create_pg_database()
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+        pg_names = [_create_pg_database(), _create_pg_database()]
+        url, registry_url = (f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+                             for name in pg_names)
     try:
         run_in_thread(migrate.upgrade, url)
-        run_async(_seed(url))
-        facts = run_async(_read_facts(url))
-        world = run_async(read_world(url))
+        run_async(seed_both(url, registry_url, HUNT_FOREIGNERS))
+        world = run_async(read_world(url, registry_url))
         # The hunt sends thousands of requests from one address: rate limits would only
         # turn documents into 429s (they have tests of their own). The standard
         # introspection query nests `ofType` 15 deep: let it through the depth limit.
-        settings_ = make_settings(url, tmp, rate_limits_enabled=False, introspection="on",
-                                  max_query_depth=16)
-        app = create_app(settings_)
-        with ServerThread(app) as base_url, httpx.Client(timeout=60) as client:
-            deployment = Deployment(backend=request.param, database_url=url,
-                                    base_url=base_url, settings=settings_, app=app,
-                                    facts=facts, client=client)
-            pools = pools_from_facts(facts, _area_sample(world, facts.busiest_setiabudi_rt),
+        with serve_deployment(request.param, url, registry_url, tmp, rate_limits_enabled=False,
+                              introspection="on", max_query_depth=16) as deployment:
+            pools = pools_from_facts(deployment.facts,
+                                     _area_sample(world, deployment.facts.busiest_setiabudi_rt),
                                      _cursors(deployment))
             yield Hunt(deployment, _live_schema(deployment), world, pools)
     finally:
-        if pg_name:
-            _drop_pg_database(pg_name)
+        for name in pg_names:
+            _drop_pg_database(name)
 
 
 # -- one document -------------------------------------------------------------------
