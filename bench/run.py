@@ -2,7 +2,9 @@
 
     python -m bench.run [--backend sqlite|postgresql|both] [--foreigners 10000]
 
-Seeds (or reuses) the databases, starts every variant as its own uvicorn process, and
+Seeds (or reuses) the databases — the office's and the stand-in central registry's, which
+holds identity — starts the registry as its own process (one per backend, shared by every
+variant, as in production), every variant as its own uvicorn process pointed at it, and
 measures the same queries against each in interleaved rounds so machine noise hits all
 alike. Prints one markdown table per backend: median and p95 per variant, the ratios
 the issue sets bars for, SQL statements per query, requests per second under concurrent
@@ -15,21 +17,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
-from bench.serve import bench_settings
+from bench.serve import BENCH_REGISTRY_TOKEN, bench_settings
+from examples.registry import store
 from gateway.auth import mint_dev_token
 from gateway.cursors import cursor_key
 from resolvers import migrate
@@ -107,78 +113,184 @@ def free_port() -> int:
 # -- databases -------------------------------------------------------------------
 
 
-async def _seed(url: str, foreigners: int) -> None:
-    engine = create_engine(url)
+@dataclass(frozen=True)
+class Databases:
+    """The office database and the registry's, seeded together (identity in the registry
+    only, keyed by the office's foreigner and permit ids)."""
+
+    office: str
+    registry: str
+
+
+async def _seed(databases: Databases, foreigners: int) -> None:
+    await store.migrate_registry(databases.registry)
+    engine = create_engine(databases.office)
     try:
-        await seed_database(engine, foreigners=foreigners)
+        await seed_database(engine, foreigners=foreigners,
+                            write_identity=partial(store.write_identities, databases.registry))
     finally:
         await engine.dispose()
 
 
-def sqlite_database(foreigners: int) -> str:
+def migration_head() -> str:
+    """The office schema's Alembic head: part of the cached SQLite files' names, so a file
+    seeded under an older schema (e.g. with identity columns, before 0004) is never reused."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
+
+
+def sqlite_database(foreigners: int) -> Databases:
     DATA.mkdir(parents=True, exist_ok=True)
-    path = DATA / f"sisada-{foreigners}.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    if not path.exists():
-        print(f"seeding SQLite with {foreigners} foreigners …", file=sys.stderr)
-        migrate.upgrade(url)
-        asyncio.run(_seed(url, foreigners))
-    return url
+    head = migration_head()
+    office, registry = (DATA / f"sisada-{foreigners}-{head}.db",
+                        DATA / f"registry-{foreigners}-{head}.db")
+    if not (office.exists() and registry.exists()):
+        # Seeded under temporary names and renamed when both are complete, so an interrupted
+        # seed never leaves a half-filled pair to be reused.
+        seeding = [path.with_suffix(".seeding.db") for path in (office, registry)]
+        for path in (office, registry, *seeding):
+            for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                stale.unlink(missing_ok=True)
+        print(f"seeding SQLite with {foreigners} foreigners (office + registry) …",
+              file=sys.stderr)
+        pending = Databases(*(f"sqlite+aiosqlite:///{path}" for path in seeding))
+        migrate.upgrade(pending.office)
+        asyncio.run(_seed(pending, foreigners))
+        seeding[1].rename(registry)
+        seeding[0].rename(office)
+    return Databases(f"sqlite+aiosqlite:///{office}", f"sqlite+aiosqlite:///{registry}")
 
 
 @contextlib.contextmanager
-def postgres_database(foreigners: int) -> Iterator[str]:
+def postgres_database(foreigners: int) -> Iterator[Databases]:
     import asyncpg
 
-    name = f"sisada_bench_{foreigners}_{os.getpid()}"
+    names = (f"sisada_bench_{foreigners}_{os.getpid()}",
+             f"sisada_bench_registry_{foreigners}_{os.getpid()}")
 
-    async def admin(sql: str) -> None:
+    async def admin(*statements: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN)
         try:
-            await conn.execute(sql)
+            for sql in statements:
+                await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(admin(*(f'CREATE DATABASE "{name}"' for name in names)))
+    databases = Databases(*(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+                            for name in names))
     try:
-        print(f"seeding PostgreSQL with {foreigners} foreigners …", file=sys.stderr)
-        migrate.upgrade(url)
-        asyncio.run(_seed(url, foreigners))
-        yield url
+        print(f"seeding PostgreSQL with {foreigners} foreigners (office + registry) …",
+              file=sys.stderr)
+        migrate.upgrade(databases.office)
+        asyncio.run(_seed(databases, foreigners))
+        yield databases
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+                            for name in names)))
 
 
 # -- servers ---------------------------------------------------------------------
 
 
-def start(variant: str, database_url: str) -> Server:
+@dataclass
+class Registry:
+    """The stand-in central registry (`sisada registry serve`) as its own process. With
+    `record`, it appends one JSON line per /graphql request it receives there."""
+
+    database_url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+    record: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def requests(self) -> list[dict[str, Any]]:
+        if self.record is None or not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines() if line]
+
+    def clear(self) -> None:
+        if self.record is not None:
+            self.record.write_bytes(b"")
+
+
+def start_registry(database_url: str, record: Path | None = None) -> Registry:
+    DATA.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve", variant, database_url, str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    server = Server(variant, port, process)
+    env = {**os.environ, "SISADA_REGISTRY_DATABASE_URL": database_url,
+           "SISADA_REGISTRY_TOKEN": BENCH_REGISTRY_TOKEN, "SISADA_LOG_LEVEL": "warning"}
+    command = [sys.executable, "-m", "gateway.cli", "registry", "serve", "--host",
+               "127.0.0.1", "--port", str(port)]
+    if record is not None:
+        record.write_bytes(b"")
+        command += ["--record", str(record)]
+    # stderr to a file, never a pipe nobody reads (a full pipe would stall the process).
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop_registry)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=stderr)
+    registry = Registry(database_url, port, process, stderr, record)
+    _wait_healthy(process, f"http://127.0.0.1:{port}/healthz", "registry", stderr)
+    return registry
+
+
+def stop_registry(registry: Registry | None) -> None:
+    if registry is None:
+        return
+    _terminate([registry.process])
+    registry.stderr.close()
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], health: str, what: str, stderr: IO[bytes]
+                  ) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{variant} server died: {process.stderr.read().decode()[-2000:]}")
+            stderr.seek(0)
+            raise RuntimeError(f"{what} died: {stderr.read().decode()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
+            if httpx.get(health, timeout=1).status_code == 200:
+                return
         time.sleep(0.1)
-    raise RuntimeError(f"{variant} server did not start")
+    process.kill()
+    raise RuntimeError(f"{what} did not start")
+
+
+def start(variant: str, database_url: str, registry: Registry | None = None,
+          env_extra: dict[str, str] | None = None) -> Server:
+    """A variant's server over the office database, reaching `registry` for identity."""
+    port = free_port()
+    env = {**os.environ, **(env_extra or {})}
+    env.pop("SISADA_REGISTRY_URL", None)
+    if registry is not None:
+        env.update(SISADA_REGISTRY_URL=registry.url, SISADA_REGISTRY_TOKEN=BENCH_REGISTRY_TOKEN)
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve", variant, database_url, str(port)],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+    )
+    server = Server(variant, port, process)
+    _wait_healthy(process, f"{server.url}/healthz", f"{variant} server", stderr)
+    return server
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def stop(servers: list[Server]) -> None:
-    for server in servers:
-        server.process.terminate()
-    for server in servers:
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
+    _terminate([server.process for server in servers])
 
 
 # -- requests --------------------------------------------------------------------
@@ -346,8 +458,9 @@ def report(backend: str, foreigners: int, cases: list[Case], timings: Timings,
     variants = ["sisada", "no-policy", "naive", "floor"]
     lines = [f"### {backend}, {foreigners:,} foreigners", "",
              "| query | " + " | ".join(f"{v} median / p95 ms" for v in variants)
-             + " | sisada/no-policy | naive/sisada | sisada/floor | SQL statements |",
-             "|---|" + "---|" * (len(variants) + 4)]
+             + " | sisada/no-policy | naive/sisada | sisada/floor | SQL statements "
+             "| registry requests |",
+             "|---|" + "---|" * (len(variants) + 5)]
     for case in cases:
         cells = []
         for variant in variants:
@@ -362,8 +475,10 @@ def report(backend: str, foreigners: int, cases: list[Case], timings: Timings,
         floor = (f"{sisada / timings.median(case.name, 'floor'):.2f}"
                  if (case.name, "floor") in timings.samples else "—")
         stmts = counts["sisada"].get(case.name, 0)
+        upstream = counts["upstream"].get(case.name, 0)
         lines.append(f"| {case.name} | " + " | ".join(cells)
-                     + f" | {ratio_np:.3f} | {ratio_naive:.0f} | {floor} | {stmts} |")
+                     + f" | {ratio_np:.3f} | {ratio_naive:.0f} | {floor} | {stmts} "
+                     f"| {upstream} |")
     lines += ["", f"SQL statements, foreigner list as police: 10 rows → {list_statements[0]}, "
               f"1,000 rows → {list_statements[1]}.", ""]
     lines.append("| variant | requests/s, 32 clients, 50-row list as police | peak RSS MiB |")
@@ -377,21 +492,27 @@ def report(backend: str, foreigners: int, cases: list[Case], timings: Timings,
     return "\n".join(lines)
 
 
-def run_backend(backend: str, url: str, deep_urls: tuple[str, str] | None, args: argparse.Namespace
-                ) -> str:
+def run_backend(backend: str, databases: Databases, deep_databases: tuple[Databases, Databases]
+                | None, args: argparse.Namespace) -> str:
+    url = databases.office
     rt = busiest_rt(url)
     toks = tokens(url, rt)
-    servers = {variant: start(variant, url) for variant in ("sisada", "no-policy", "naive",
-                                                            "floor")}
+    registry = start_registry(databases.registry, DATA / f"registry-requests-{os.getpid()}.jsonl")
+    servers: dict[str, Server] = {}
     extra: list[Server] = []
+    extra_registries: list[Registry] = []
     try:
+        servers = {variant: start(variant, url, registry)
+                   for variant in ("sisada", "no-policy", "naive", "floor")}
         with httpx.Client(timeout=600) as client:
             found = discover(client, servers["sisada"], toks, args.foreigners)
             cases = cases_for(found, rt)
-            counts: dict[str, dict[str, int]] = {"sisada": {}}
+            counts: dict[str, dict[str, int]] = {"sisada": {}, "upstream": {}}
             for case in cases:
+                registry.clear()
                 counts["sisada"][case.name] = statements(client, servers["sisada"], case,
                                                          toks[case.persona])
+                counts["upstream"][case.name] = len(registry.requests())
             small = Case("list 10", LIST, "police", {"first": 10})
             big = Case("list 1000", LIST, "police", {"first": 1000})
             list_statements = (statements(client, servers["sisada"], small, toks["police"]),
@@ -409,12 +530,25 @@ def run_backend(backend: str, url: str, deep_urls: tuple[str, str] | None, args:
         stop(list(servers.values()))
         servers = {}
         deep = None
-        if deep_urls:
-            small_db, big_db = (start("sisada", u) for u in deep_urls)
-            extra = [small_db, big_db]
-            deep = deep_page_ratio(small_db, big_db, deep_urls, args.rounds * 2)
+        if deep_databases:
+            # The page selects names: each database gets its own registry (the main one is
+            # reused where the database is the same).
+            for dbs in deep_databases:
+                if dbs.registry != databases.registry:
+                    extra_registries.append(start_registry(dbs.registry))
+            upstream = {databases.registry: registry,
+                        **{r.database_url: r for r in extra_registries}}
+            extra = [start("sisada", dbs.office, upstream[dbs.registry])
+                     for dbs in deep_databases]
+            deep = deep_page_ratio(extra[0], extra[1],
+                                   (deep_databases[0].office, deep_databases[1].office),
+                                   args.rounds * 2)
     finally:
         stop(list(servers.values()) + extra)
+        for upstream_registry in (registry, *extra_registries):
+            stop_registry(upstream_registry)
+        if registry.record is not None:
+            registry.record.unlink(missing_ok=True)
     return report(backend, args.foreigners, cases, timings, counts, list_statements, rps,
                   memory, deep)
 
@@ -454,20 +588,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Sisada authorization benchmark\n\nmachine: {os.cpu_count()} cores, "
           f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}\n")
     if args.backend in ("sqlite", "both"):
-        url = sqlite_database(args.foreigners)
+        dbs = sqlite_database(args.foreigners)
         deep = None if args.skip_deep else (sqlite_database(10_000), sqlite_database(100_000))
-        print(run_backend("SQLite", url, deep, args), "\n", flush=True)
+        print(run_backend("SQLite", dbs, deep, args), "\n", flush=True)
     if args.backend in ("postgresql", "both"):
         with contextlib.ExitStack() as stack:
-            url = stack.enter_context(postgres_database(args.foreigners))
+            dbs = stack.enter_context(postgres_database(args.foreigners))
             deep = None
             if not args.skip_deep:
-                small = url if args.foreigners == 10_000 else stack.enter_context(
+                small = dbs if args.foreigners == 10_000 else stack.enter_context(
                     postgres_database(10_000))
-                big = url if args.foreigners == 100_000 else stack.enter_context(
+                big = dbs if args.foreigners == 100_000 else stack.enter_context(
                     postgres_database(100_000))
                 deep = (small, big)
-            print(run_backend("PostgreSQL", url, deep, args), "\n", flush=True)
+            print(run_backend("PostgreSQL", dbs, deep, args), "\n", flush=True)
     return 0
 
 

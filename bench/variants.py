@@ -16,13 +16,20 @@
              their row rules compare (see VIEWS). The SQL row filters stay as in sisada,
              so every variant returns the same rows.
 - floor:     the same rows fetched with one SQL query and serialized with orjson; no GraphQL.
+             Identity is not in the office database: for a caller who may read names
+             (immigration), the page's names come from the registry in one `_entities`
+             request (the document the gateway sends), so the floor is one SQL statement +
+             one upstream request + orjson; for police the names are null and the registry
+             is not called, as in the gateway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import orjson
 from graphql import GraphQLResolveInfo
 from sqlalchemy import and_, select, true
@@ -32,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.app import create_app
+from gateway.registry.queries import entities_document
 from gateway.settings import Settings
 from policies import Policy, RoleAccess
 from policies import resources as views
@@ -39,6 +47,7 @@ from policies.area_codes import ancestors, located_codes
 from policies.loader import AREA_LEVELS
 from policies.row_filters import ALL_ROWS
 from resolvers.db import Database, create_engine
+from resolvers.identity import PERSON
 from resolvers.models import Area, Foreigner, StayPermit
 from resolvers.scopes import CURRENT_RESIDENCE, foreigners_living_in
 from schema.errors import forbidden_field
@@ -170,20 +179,35 @@ def build(variant: str, settings: Settings) -> Any:
 
 
 def floor_app(settings: Settings) -> Starlette:
-    """The rows of the foreigner list, one SQL statement, straight to JSON."""
+    """The rows of the foreigner list: one SQL statement, one registry request for the
+    names where the caller may read them, straight to JSON."""
     db = Database(create_engine(settings.database_url))
+    upstream = httpx.AsyncClient(timeout=60)
+    names_query = entities_document({PERSON: ("fullName", "passportNumber")})
+    registry_headers = {"authorization": f"Bearer {settings.registry_token}",
+                        "content-type": "application/json"}
+
+    async def names(ids: list[int]) -> list[dict[str, Any] | None]:
+        if not ids or settings.registry_url is None:
+            return [None] * len(ids)
+        body = {"query": names_query,
+                "variables": {"representations": [{"__typename": PERSON, "id": str(i)}
+                                                  for i in ids]}}
+        response = await upstream.post(settings.registry_url, content=orjson.dumps(body),
+                                       headers=registry_headers)
+        response.raise_for_status()
+        return orjson.loads(response.content)["data"]["_entities"]
 
     async def foreigners(request: Request) -> Response:
         limit = int(request.query_params.get("first", "1000"))
         area = request.query_params.get("area")
         # The jurisdiction, as sisada's row filter for police puts it: the current
         # residence lies inside the area; no area is every row (immigration's office city
-        # holds every seeded foreigner).
+        # holds every seeded foreigner). Police may not read names: none are fetched.
         scope = foreigners_living_in(area) if area else true()
         statement = (
             select(
-                Foreigner.id, Foreigner.full_name, Foreigner.passport_number,
-                Foreigner.nationality, Foreigner.sex, Foreigner.birth_date,
+                Foreigner.id, Foreigner.nationality, Foreigner.sex,
                 StayPermit.permit_type, StayPermit.status, StayPermit.expires_on,
                 StayPermit.sponsor_type, CURRENT_RESIDENCE.street_address,
                 CURRENT_RESIDENCE.rt_code,
@@ -199,14 +223,16 @@ def floor_app(settings: Settings) -> Starlette:
             .limit(limit)
         )
         rows = await db.all(statement)
+        people = [None] * len(rows) if area else await names([r["id"] for r in rows])
         nodes = [
-            {"id": str(r["id"]), "fullName": r["full_name"], "passportNumber": r["passport_number"],
-             "nationality": r["nationality"], "sex": r["sex"], "birthDate": r["birth_date"],
+            {"id": str(r["id"]), "fullName": p and p.get("fullName"),
+             "passportNumber": p and p.get("passportNumber"),
+             "nationality": r["nationality"], "sex": r["sex"],
              "permitType": r["permit_type"], "permitStatus": r["status"],
              "permitExpiresOn": r["expires_on"], "sponsorType": r["sponsor_type"],
              "residence": {"streetAddress": r["street_address"], "areaCode": r["rt_code"],
                            "area": {"name": r["area_name"]}}}
-            for r in rows
+            for r, p in zip(rows, people, strict=True)
         ]
         body = {"data": {"foreigners": {"nodes": nodes}}}
         return Response(orjson.dumps(body), media_type="application/json")
@@ -214,6 +240,15 @@ def floor_app(settings: Settings) -> Starlette:
     async def healthz(_request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
-    app = Starlette(routes=[Route("/floor/foreigners", foreigners), Route("/healthz", healthz)])
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await upstream.aclose()
+            await db.engine.dispose()
+
+    app = Starlette(routes=[Route("/floor/foreigners", foreigners), Route("/healthz", healthz)],
+                    lifespan=lifespan)
     app.state.engine = db.engine
     return app

@@ -39,7 +39,15 @@ from graphql import (
     print_ast,
 )
 
-from bench.run import postgres_database, sqlite_database, start, stop
+from bench.run import (
+    Databases,
+    postgres_database,
+    sqlite_database,
+    start,
+    start_registry,
+    stop,
+    stop_registry,
+)
 from bench.serve import bench_settings
 from gateway.auth import mint_dev_token
 
@@ -365,20 +373,25 @@ def run_one(client: httpx.Client, base: str, pid: int, role: str, token: str,
 
 
 @contextlib.contextmanager
-def database(backend: str, foreigners: int) -> Iterator[str]:
+def database(backend: str, foreigners: int) -> Iterator[Databases]:
     if backend == "sqlite":
         yield sqlite_database(foreigners)
     else:
-        with postgres_database(foreigners) as url:
-            yield url
+        with postgres_database(foreigners) as databases:
+            yield databases
 
 
 def run_backend(backend: str, foreigners: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    with database(backend, foreigners) as url:
+    with database(backend, foreigners) as databases:
+        url = databases.office
         add_long_reports(url)
-        server = start("sisada", url)
+        # Identity comes from the registry, its own process, as in production: a heavy
+        # document that selects names costs its upstream requests too.
+        registry = start_registry(databases.registry)
+        server = None
         try:
+            server = start("sisada", url, registry)
             tokens = personas(url)
             with httpx.Client() as client:
                 for role, token in tokens.items():
@@ -392,7 +405,9 @@ def run_backend(backend: str, foreigners: int) -> list[Outcome]:
                                   f"{outcome.result}", file=sys.stderr)
                             outcomes.append(outcome)
         finally:
-            stop([server])
+            if server is not None:
+                stop([server])
+            stop_registry(registry)
     return outcomes
 
 
