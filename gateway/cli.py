@@ -57,6 +57,8 @@ async def _seed(settings: Settings, foreigners: int, seed: int) -> int:
     registry = settings.registry_database_url
     try:
         await store.migrate_registry(registry)
+        if not await _is_empty(settings):
+            raise SeedError("database already seeded")
         if not await store.registry_is_empty(registry):
             raise SeedError("the registry database already holds people")
         # Identity goes to the registry only; the office rows commit after it is written.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -44,11 +45,13 @@ class Workdir:
         return subprocess.run([self.executable, *args], cwd=self.path, env=self.env,
                               capture_output=True, text=True, timeout=120)
 
-    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def spawn(self, *args: str, log_name: str = "serve.log",
+              **env: str) -> subprocess.Popen[bytes]:
         # Output goes to a file, not a pipe nobody drains (a full pipe would stall the server).
-        with open(self.path / "serve.log", "wb") as log:
-            return subprocess.Popen([self.executable, *args], cwd=self.path, env=self.env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+        with open(self.path / log_name, "wb") as log:
+            return subprocess.Popen([self.executable, *args], cwd=self.path,
+                                    env={**self.env, **env}, stdout=log,
+                                    stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +84,19 @@ def _token(workdir: Workdir, *args: str) -> str:
 
 def _claims(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
+
+
+def test_seed_writes_identity_to_the_registry_database_only(seeded: Workdir) -> None:
+    office = sqlite3.connect(seeded.path / "cli.db")
+    registry = sqlite3.connect(seeded.path / "registry.db")
+    try:
+        names = registry.execute("SELECT full_name FROM person").fetchall()
+        assert len(names) == SEED_FOREIGNERS
+        office_dump = "\n".join(office.iterdump())
+    finally:
+        office.close()
+        registry.close()
+    assert all(name not in office_dump for (name,) in names)
 
 
 def test_migrate_and_seed_create_the_database(seeded: Workdir) -> None:
@@ -140,33 +156,54 @@ def test_token_for_anonymous_role_fails_on_stderr(seeded: Workdir) -> None:
     assert result.stderr.strip()
 
 
+def _healthy(workdir: Workdir, process: subprocess.Popen[bytes], base_url: str,
+             what: str, log_name: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            log = (workdir.path / log_name).read_text(errors="replace")
+            pytest.fail(f"`{what}` exited with {process.returncode}: {log}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"`{what}` did not become healthy")
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="module")
 def served(seeded: Workdir) -> Iterator[str]:
-    port = free_port()
-    server = seeded.spawn("serve", "--port", str(port))
+    """`sisada registry serve` over the registry.db the seed wrote, and `sisada serve`
+    pointed at it: two processes, as the README runs them."""
+    credential = "cli-test-registry-credential-" + "c" * 16
+    registry_port, port = free_port(), free_port()
+    registry = seeded.spawn("registry", "serve", "--port", str(registry_port),
+                            log_name="registry.log", SISADA_REGISTRY_TOKEN=credential)
+    server = None
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if server.poll() is not None:
-                log = (seeded.path / "serve.log").read_text(errors="replace")
-                pytest.fail(f"`sisada serve` exited with {server.returncode}: {log}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("`sisada serve` did not become healthy")
-            time.sleep(0.1)
+        _healthy(seeded, registry, f"http://127.0.0.1:{registry_port}", "sisada registry serve",
+                 "registry.log")
+        server = seeded.spawn(
+            "serve", "--port", str(port), SISADA_REGISTRY_TOKEN=credential,
+            SISADA_REGISTRY_URL=f"http://127.0.0.1:{registry_port}/graphql")
+        _healthy(seeded, server, base_url, "sisada serve", "serve.log")
         yield base_url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for process in (server, registry):
+            if process is not None:
+                _stop(process)
 
 
 def test_served_gateway_accepts_the_cli_token_as_police(seeded: Workdir, served: str) -> None:

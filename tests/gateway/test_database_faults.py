@@ -36,7 +36,9 @@ from resolvers import migrate
 from resolvers.models import Area
 from resolvers.seed import seed_database
 
-FOREIGNERS = "{ foreigners(first: 5) { totalCount nodes { id fullName } } }"
+# Office fields only: this module is about the office database (no registry runs here;
+# tests/gateway/test_registry_faults_http.py fails the registry).
+FOREIGNERS = "{ foreigners(first: 5) { totalCount nodes { id nationality permitType } } }"
 SUBMIT = """
 mutation Submit($input: SubmitReportInput!) {
   submitReport(input: $input) { receiptCode status }
@@ -248,7 +250,8 @@ def test_not_ready_while_database_is_down(cluster: ThrowawayPostgres, gateway: G
     with outage(cluster):
         response = gateway.ready()
         assert response.status_code == 503
-        assert response.json() == {"status": "unavailable", "database": "down"}
+        assert response.json() == {"status": "unavailable", "database": "down",
+                                   "registry": "not configured"}
         _assert_nothing_internal(response.content, str(cluster.port))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread, make_settings
+from conftest import Deployment, ServerThread
 
 from gateway.app import create_app
 
@@ -116,7 +116,7 @@ def test_representations_shared_by_aliases_count_for_each(deployment: Deployment
 @pytest.fixture(scope="module")
 def capped_server(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[str]:
-    settings = make_settings(deployment.database_url, tmp_path_factory.mktemp("capped"),
+    settings = deployment.settings_with(tmp_path_factory.mktemp("capped"),
                              max_response_fields=500)
     with ServerThread(create_app(settings)) as base_url:
         yield base_url
@@ -146,7 +146,7 @@ def test_a_response_over_the_field_cap_is_stopped(deployment: Deployment,
 
 def test_execution_is_stopped_at_the_deadline(deployment: Deployment,
                                               tmp_path_factory: pytest.TempPathFactory) -> None:
-    settings = make_settings(deployment.database_url, tmp_path_factory.mktemp("deadline"),
+    settings = deployment.settings_with(tmp_path_factory.mktemp("deadline"),
                              request_timeout_seconds=0.05)
     query = ("{ a: foreigners(first: 1000) { nodes { id nationality sex ageBand permitType "
              "permitStatus permitExpiresOn sponsorType residence { streetAddress areaCode "

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SETIABUDI, TEBET, Deployment, ServerThread, make_settings
+from conftest import SETIABUDI, TEBET, Deployment, ServerThread
 
 from gateway.app import create_app
 
@@ -348,7 +348,7 @@ def servers_by_introspection(deployment: Deployment, tmp_path_factory: pytest.Te
     with contextlib.ExitStack() as stack:
         for mode in ("off", "authenticated"):
             tmp = tmp_path_factory.mktemp(f"introspection-{mode}")
-            app = create_app(make_settings(deployment.database_url, tmp, introspection=mode))
+            app = create_app(deployment.settings_with(tmp, introspection=mode))
             urls[mode] = stack.enter_context(ServerThread(app))
         yield urls
 

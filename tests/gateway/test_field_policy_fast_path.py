@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread, make_settings, run_async
+from conftest import Deployment, ServerThread, run_async
 from graphql import GraphQLResolveInfo, parse
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -47,7 +47,7 @@ class RecordingPolicy(FieldPolicy):
 @pytest.fixture(scope="module")
 def recording(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[tuple[Deployment, str, Any]]:
-    settings = make_settings(deployment.database_url, tmp_path_factory.mktemp("recording"))
+    settings = deployment.settings_with(tmp_path_factory.mktemp("recording"))
     app = create_app(settings, field_policy=RecordingPolicy)
     with ServerThread(app) as base_url:
         yield deployment, base_url, app

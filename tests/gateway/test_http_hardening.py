@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread, count_reports_with_text, make_settings
+from conftest import Deployment, ServerThread, count_reports_with_text
 
 from gateway.app import create_app
 
@@ -281,7 +281,7 @@ def test_error_responses_leak_nothing_as_police(deployment: Deployment) -> None:
 @pytest.fixture(scope="module")
 def cors_base_url(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[str]:
-    settings = make_settings(deployment.database_url, tmp_path_factory.mktemp("cors"),
+    settings = deployment.settings_with(tmp_path_factory.mktemp("cors"),
                              cors_allow_origins=[ALLOWED_ORIGIN])
     with ServerThread(create_app(settings)) as base_url:
         yield base_url

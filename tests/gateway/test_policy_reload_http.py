@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread, make_settings
+from conftest import Deployment, ServerThread
 
 from gateway.app import create_app
 from policies.loader import POLICY_DIR
@@ -24,7 +24,7 @@ QUERY = "{ foreigners(first: 3) { nodes { id sex nationality } } }"
 def editable_gateway(deployment: Deployment, tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
     policy_dir = tmp_path / "policies"
     shutil.copytree(POLICY_DIR, policy_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    app = create_app(make_settings(deployment.database_url, tmp_path, policy_dir=policy_dir))
+    app = create_app(deployment.settings_with(tmp_path, policy_dir=policy_dir))
     with ServerThread(app) as base_url:
         yield base_url, app, policy_dir
 

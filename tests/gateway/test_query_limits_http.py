@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread, make_settings
+from conftest import Deployment, ServerThread
 
 from gateway.app import create_app
 
@@ -112,7 +112,7 @@ INTROSPECT = "{ __schema { queryType { name } } }"
 
 def test_slow_request_is_stopped_with_timeout(deployment: Deployment,
                                               tmp_path_factory: pytest.TempPathFactory) -> None:
-    settings = make_settings(deployment.database_url, tmp_path_factory.mktemp("timeout"),
+    settings = deployment.settings_with(tmp_path_factory.mktemp("timeout"),
                              request_timeout_seconds=0.001)
     with ServerThread(create_app(settings)) as base_url:
         response = httpx.post(
@@ -129,8 +129,8 @@ def test_slow_request_is_stopped_with_timeout(deployment: Deployment,
 def exposure_servers(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
                      ) -> Iterator[dict[str, str]]:
     tmp: Path = tmp_path_factory.mktemp("exposure")
-    off = create_app(make_settings(deployment.database_url, tmp, introspection="off"))
-    auth = create_app(make_settings(deployment.database_url, tmp,
+    off = create_app(deployment.settings_with(tmp, introspection="off"))
+    auth = create_app(deployment.settings_with(tmp,
                                     introspection="authenticated"))
     with ServerThread(off) as off_url, ServerThread(auth) as auth_url:
         yield {"off": off_url, "authenticated": auth_url}
