@@ -199,8 +199,9 @@ class Deployment:
 
     def settings_with(self, tmp: Path, **overrides: Any) -> Settings:
         """Settings for another gateway over this deployment's data and registry."""
-        return make_settings(self.database_url, tmp, registry_url=self.settings.registry_url,
-                             registry_token=self.settings.registry_token, **overrides)
+        values: dict[str, Any] = {"registry_url": self.settings.registry_url,
+                                  "registry_token": self.settings.registry_token}
+        return make_settings(self.database_url, tmp, **{**values, **overrides})
 
     def token_for(self, role: str, area: str | None = None, officer: int | None = None) -> str:
         return mint_dev_token(self.settings, role, area=area, officer_id=officer)
