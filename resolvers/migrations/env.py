@@ -14,6 +14,12 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch migrations rebuild a table (copy, drop, rename); with foreign keys enforced,
+        # dropping a table others reference fails. Off for this connection only, and before
+        # any transaction (SQLite ignores the pragma inside one); the rebuilt tables keep
+        # their references, which the copy preserves row for row.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
