@@ -88,6 +88,14 @@ VISIBILITY: list[tuple[str, str, tuple[bool, ...]]] = [
     ("Activity", "area",                       (Y, Y, Y, Y, n, n, n, n)),
     ("Activity", "officer",                    (Y, Y, Y, Y, n, n, n, n)),
     ("Officer", "name",                        (Y, Y, Y, Y, n, n, n, n)),
+    # In band, for supergraph clients (issue 9 §2): which fields of a record are hidden,
+    # readable by whoever may read the type.
+    ("Foreigner", "redactedFields",            (Y, Y, Y, Y, Y, n, n, n)),
+    ("Residence", "redactedFields",            (Y, Y, Y, Y, Y, n, n, n)),
+    ("Area", "redactedFields",                 (Y, Y, Y, Y, Y, Y, Y, n)),
+    ("Report", "redactedFields",               (Y, Y, Y, Y, Y, Y, n, n)),
+    ("Activity", "redactedFields",             (Y, Y, Y, Y, n, n, n, n)),
+    ("Officer", "redactedFields",              (Y, Y, Y, Y, n, n, n, n)),
     # Root fields: a denied one is a FORBIDDEN error.
     ("Query", "checkForeigner",                (Y, Y, n, n, n, n, n, n)),
     ("Query", "foreigners",                    (Y, Y, Y, Y, Y, n, n, n)),
