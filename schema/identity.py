@@ -8,21 +8,25 @@ upstream request, whatever their number.
 
 Minimise (SPEC rule 8): an upstream request selects only the identity fields that the
 caller may read AND the query selects under the field being resolved — read off the
-document's field nodes, respecting fragments' type conditions. A caller who may read no
-identity field never reaches the registry at all.
+document's field nodes, respecting fragments' type conditions, @skip and @include. A
+caller who may read no identity field never reaches the registry at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from graphql import (
+    BooleanValueNode,
+    DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
+    SelectionNode,
     SelectionSetNode,
+    VariableNode,
 )
 
 from resolvers.identity import (
@@ -84,47 +88,83 @@ def wanted_fields(info: Any, type_name: str, *path: str) -> frozenset[str]:
     if not readable:
         return frozenset()
     raw = getattr(info, "_raw_info", info)
-    field_nodes = raw.field_nodes
-    cache: dict[Any, tuple[Any, frozenset[str]]] = context.wanted_identity
-    key = (id(field_nodes), type_name, path)
+    field_nodes, variables = raw.field_nodes, raw.variable_values
+    cache: dict[Any, tuple[Any, Any, frozenset[str]]] = context.wanted_identity
+    # Operations of a batch share the context, and may share parsed nodes with other values.
+    key = (id(field_nodes), id(variables), type_name, path)
     hit = cache.get(key)
-    if hit is not None and hit[0] is field_nodes:
-        return hit[1]
-    selected = _names_at(field_nodes, path, type_name, raw.fragments)
+    if hit is not None and hit[0] is field_nodes and hit[1] is variables:
+        return hit[2]
+    selected = _names_at(field_nodes, path, type_name, raw.fragments, variables)
     found = frozenset(readable & selected)
-    cache[key] = (field_nodes, found)  # holds the nodes: their id stays theirs
+    cache[key] = (field_nodes, variables, found)  # holds both: their ids stay theirs
     return found
 
 
 def _names_at(nodes: Sequence[FieldNode], path: tuple[str, ...], type_name: str,
-              fragments: Mapping[str, FragmentDefinitionNode]) -> set[str]:
-    """Field names selected at `path` below `nodes`; at the last step only fragments that
-    apply to `type_name` count (an `_entities` selection holds every entity type's)."""
+              fragments: Mapping[str, FragmentDefinitionNode], variables: Any) -> set[str]:
+    """Field names selected at `path` below `nodes`, as the executor will see them (@skip
+    and @include applied); at the last step only fragments that apply to `type_name` count
+    (an `_entities` selection holds every entity type's)."""
+    walk = _Walk(fragments, variables)
     sets = [node.selection_set for node in nodes if node.selection_set is not None]
     for step in path:
-        sets = [field.selection_set for field in _fields(sets, fragments, None)
+        sets = [field.selection_set for field in walk.fields(sets, None)
                 if field.name.value == step and field.selection_set is not None]
-    return {field.name.value for field in _fields(sets, fragments, type_name)}
+    return {field.name.value for field in walk.fields(sets, type_name)}
 
 
-def _fields(sets: Iterable[SelectionSetNode], fragments: Mapping[str, FragmentDefinitionNode],
-            type_name: str | None) -> Iterable[FieldNode]:
-    for selection_set in sets:
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                yield selection
+class _Walk:
+    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode], variables: Any) -> None:
+        self.fragments = fragments
+        self.variables = variables
+
+    def fields(self, sets: Iterable[SelectionSetNode], type_name: str | None
+               ) -> Iterator[FieldNode]:
+        for selection_set in sets:
+            for selection in selection_set.selections:
+                if not self.included(selection):
+                    continue
+                if isinstance(selection, FieldNode):
+                    yield selection
+                    continue
+                if isinstance(selection, FragmentSpreadNode):
+                    fragment: Any = self.fragments.get(selection.name.value)
+                else:
+                    fragment = selection
+                if not isinstance(fragment, FragmentDefinitionNode | InlineFragmentNode):
+                    continue
+                condition = fragment.type_condition
+                if type_name is not None and condition is not None and \
+                        condition.name.value != type_name:
+                    continue
+                yield from self.fields([fragment.selection_set], type_name)
+
+    def included(self, node: SelectionNode) -> bool:
+        """@skip and @include as graphql-core applies them (a node they exclude is not
+        selected: nothing is fetched for it). Anything unclear counts as selected."""
+        for directive in node.directives or ():
+            name = directive.name.value
+            if name in ("skip", "include"):
+                condition = self.condition(directive)
+                if condition is (name == "skip"):
+                    return False
+        return True
+
+    def condition(self, directive: DirectiveNode) -> bool | None:
+        """The `if:` of a @skip/@include: a literal or a variable's value (validation and
+        coercion made it a Boolean); None when it cannot be told."""
+        for argument in directive.arguments:
+            if argument.name.value != "if":
                 continue
-            if isinstance(selection, FragmentSpreadNode):
-                fragment: Any = fragments.get(selection.name.value)
-            else:
-                fragment = selection
-            if not isinstance(fragment, FragmentDefinitionNode | InlineFragmentNode):
-                continue
-            condition = fragment.type_condition
-            if type_name is not None and condition is not None and \
-                    condition.name.value != type_name:
-                continue
-            yield from _fields([fragment.selection_set], fragments, type_name)
+            value = argument.value
+            if isinstance(value, BooleanValueNode):
+                return value.value
+            if isinstance(value, VariableNode):
+                variables = getattr(self.variables, "coerced", self.variables) or {}
+                found = variables.get(value.name.value)
+                return found if isinstance(found, bool) else None
+        return None
 
 
 def selections_for(type_name: str, fields: Iterable[str]) -> dict[str, frozenset[str]]:

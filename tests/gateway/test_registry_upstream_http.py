@@ -255,3 +255,19 @@ def test_lookups_fail_clearly_while_the_registry_is_down_as_immigration_officer(
     assert _errors(body) == ["UPSTREAM_UNAVAILABLE"]
     assert body["data"]["checkForeigner"] is None
     assert body["data"]["areas"]  # the office's own data still answers
+
+
+def test_skipped_and_other_type_fields_are_not_asked_for_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    deployment.registry.clear_requests()
+    body = deployment.gql(
+        "query($no: Boolean!, $r: [_Any!]!) { foreigners(first: 4) { nodes { id "
+        "fullName @skip(if: true) passportNumber @include(if: $no) ...F } } "
+        "_entities(representations: $r) { ... on Area { name } ... on Foreigner { id } } } "
+        "fragment F on Foreigner { photoUrl @include(if: $no) }",
+        "immigration_officer", no=False,
+        r=[{"__typename": "Foreigner", "id": str(deployment.facts.foreigners[0]["id"])}])
+    assert "errors" not in body
+    # Nothing selected is identity once the directives are applied: no upstream request.
+    assert deployment.registry.requests() == []
