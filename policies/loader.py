@@ -67,6 +67,18 @@ class RoleAccess:
     schema_hints: bool = False
     # Types whose locations this role sees coarsened (no linking); absent: exact.
     location_precision: Mapping[str, LocationPrecision] = field(default_factory=dict)
+    # The access trail (trail.polar): recorded (type, field) pairs this role may read, the
+    # purposes it may state, and whether it reads recorded fields only under one.
+    recorded: frozenset[tuple[str, str]] = frozenset()
+    purposes: frozenset[str] = frozenset()
+    purpose_required: bool = False
+
+    def purpose_allows(self, purpose: str | None) -> bool:
+        """May this role read recorded fields having stated `purpose` (None: stated none)?
+        A purpose the role may not state fails, required or not."""
+        if purpose is None:
+            return not self.purpose_required
+        return purpose in self.purposes
 
     def may_read(self, type_name: str, field_name: str) -> bool:
         return field_name in self.readable.get(type_name, frozenset())
@@ -242,6 +254,10 @@ class Policy:
                 count_cell_minimum=self.count_cell_minimum(probe),
                 schema_hints=self._oso.query_rule_once("allow_schema_hints", probe),
                 location_precision=self._location_precision(probe, fields),
+                recorded=frozenset((t, f) for t, f in self.recorded_fields()
+                                   if f in readable.get(t, ())),
+                purposes=frozenset(self.purposes_of(role)),
+                purpose_required=bool(self._facts("purpose_required", role)),
             )
         covered = {(t, f) for access in by_role.values() for t, fs in access.readable.items()
                    for f in fs}
@@ -251,10 +267,34 @@ class Policy:
         for role in self.roles:
             named.update(self._named_pairs(Principal(role=role)))
         named.update(self.location_links())
+        named.update(self.recorded_fields())
         unknown = tuple(sorted(
             (t, f) for t, f in named if t not in fields or f not in fields[t]
         ))
         return CompiledPolicy(by_role=by_role, unmentioned=unmentioned, unknown=unknown)
+
+    # -- the access trail (trail.polar) --
+
+    def recorded_fields(self) -> frozenset[tuple[str, str]]:
+        """(type, field) pairs whose non-null values are recorded in the access trail."""
+        pairs: set[tuple[str, str]] = set()
+        for result in self._facts("recorded_field", Variable("t"), Variable("f")):
+            type_name, field_name = result["bindings"].get("t"), result["bindings"].get("f")
+            if len(_strings_only([type_name, field_name])) == 2:
+                pairs.add((type_name, field_name))
+        return frozenset(pairs)
+
+    def purposes(self) -> list[str]:
+        """The purposes a reader may state, in the policy's order."""
+        return _strings_only(r["bindings"].get("x") for r in self._facts("purpose",
+                                                                           Variable("x")))
+
+    def purposes_of(self, role: str) -> list[str]:
+        """The purposes `role` may state (known purposes only)."""
+        known = set(self.purposes())
+        stated = _strings_only(r["bindings"].get("p")
+                               for r in self._facts("may_state_purpose", role, Variable("p")))
+        return sorted(set(stated) & known)
 
     def _row_filters(self, role: str) -> dict[str | None, dict[str, RowFilter]]:
         by_level: dict[str | None, dict[str, RowFilter]] = {}
