@@ -239,6 +239,28 @@ def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_policy_matrix(settings: Settings, args: argparse.Namespace) -> int:
+    """The access matrix of the policy, compiled against the schema as the server would."""
+    import json
+
+    from policies.matrix import access_matrix, to_html, to_markdown
+    from schema.root import build_schema, schema_fields
+
+    try:
+        policy = Policy(args.dir or settings.policy_dir)
+        matrix = access_matrix(policy, policy.compile(schema_fields(build_schema())))
+    except PolicyError as exc:
+        # One line: Oso's message goes on with a source excerpt and a help link; its first
+        # line names the file, line and column (`sisada policy check` prints it all).
+        print(f"policy: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        sys.stdout.write(json.dumps(matrix, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(to_html(matrix) if args.format == "html" else to_markdown(matrix))
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate, seed if empty, start the stand-in registry, print a token per role and
     example requests, then serve."""
@@ -348,6 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("policy-check", help="compile the policy and report problems")
     check.add_argument("--dir", type=Path, help="a directory of .polar files")
     check.set_defaults(func=cmd_policy_check)
+    policy = sub.add_parser("policy", help="the policy: check it, or print its access matrix")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    policy_check = policy_sub.add_parser("check", help="the same as policy-check")
+    policy_check.add_argument("--dir", type=Path, help="a directory of .polar files")
+    policy_check.set_defaults(func=cmd_policy_check)
+    matrix = policy_sub.add_parser("matrix", help="who can see what, generated from the policy")
+    matrix.add_argument("--format", choices=["md", "json", "html"], default="md")
+    matrix.add_argument("--dir", type=Path, help="a directory of .polar files")
+    matrix.set_defaults(func=cmd_policy_matrix)
     demo = sub.add_parser("demo", help="migrate, seed, print tokens and serve")
     demo.add_argument("--foreigners", type=int, default=3000)
     demo.add_argument("--seed", type=int, default=20261128)
