@@ -35,6 +35,7 @@ from gateway.http_guards import (
 )
 from gateway.logging import configure_logging, log
 from gateway.media_types import negotiate
+from gateway.policy_page import policy_page_routes
 from gateway.policy_runtime import LoadedPolicy, load_policy
 from gateway.rate_limit import rate_limited
 from gateway.registry import close_registry, registry_from_settings, registry_status
@@ -304,6 +305,7 @@ def create_app(
         Route("/graphql", HttpGuard(AuthMiddleware(
             rate_limited(graphql, settings, state.policy.policy.anonymous_role),
             lambda: state.verifier), settings)),
+        *policy_page_routes(state, lambda page: AuthMiddleware(page, lambda: state.verifier)),
     ]
     if settings.graphiql:
         routes += [

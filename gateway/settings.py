@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     policy_dir: Path | None = None
 
     graphiql: bool = True
+    # /policy (the access matrix and the .polar sources) for every caller, not only the
+    # roles the policy's `allow_policy_page` names: the policy is not secret.
+    policy_page_public: bool = False
     log_level: str = "INFO"
 
     # -- query limits: no real frontend query reaches them, every flood does --

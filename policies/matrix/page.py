@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
@@ -25,13 +26,18 @@ thead th { background: #f3f5f7; position: sticky; top: 0; }
 table.fields td.yes { background: #e3f4e6; color: #14532d; text-align: center; }
 table.fields td.no { color: #8a939c; text-align: center; }
 table.fields thead th + th { writing-mode: vertical-rl; transform: rotate(180deg); }
+table.fields td:first-child { min-width: 13rem; }
 td.recorded { font-weight: 600; }
 table.scope td.none { color: #8a939c; }
+pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; }
+summary { cursor: pointer; font-family: monospace; }
 """
 
 
-def to_html(matrix: dict[str, Any], links: dict[str, str] | None = None) -> str:
-    """The page; `links` (label → URL) adds a navigation bar, e.g. to the policy sources."""
+def to_html(matrix: dict[str, Any], links: Mapping[str, str] | None = None,
+            sources: Mapping[str, str] | None = None) -> str:
+    """The page; `links` (label → URL) adds a navigation bar, `sources` (file name → text)
+    the `.polar` files themselves, so one page read in a browser holds everything."""
     title, intro, sections = document(matrix)
     parts = ["<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>{escape(title)}</title>", f"<style>{_STYLE}</style>", "</head>",
@@ -48,6 +54,11 @@ def to_html(matrix: dict[str, Any], links: dict[str, str] | None = None) -> str:
             if caption:
                 parts.append(f"<h3>{escape(caption)}</h3>")
             parts.append(_table(table, caption))
+        parts.append("</section>")
+    if sources:
+        parts += ['<section id="sources">', "<h2>Policy sources</h2>"]
+        parts += [f'<details id="source-{escape(name)}"><summary>{escape(name)}</summary>'
+                  f"<pre>{escape(text)}</pre></details>" for name, text in sources.items()]
         parts.append("</section>")
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"
