@@ -66,21 +66,29 @@ def _render(loaded: LoadedPolicy) -> _Rendered:
                      sources=sources)
 
 
-class PolicyPage:
-    """The ASGI app behind the three paths; runs after AuthMiddleware."""
+@dataclass
+class _Cache:
+    rendered: _Rendered | None = None
 
-    def __init__(self, state: Any) -> None:
+
+class PolicyPage:
+    """The ASGI app behind one of the three paths (`view`: "html", "json" or "source");
+    runs after AuthMiddleware. The views share one cache."""
+
+    def __init__(self, state: Any, view: str = "html",
+                 shared: PolicyPage | None = None) -> None:
         self.state = state
-        self._rendered: _Rendered | None = None
+        self.view = view
+        self._cache = shared._cache if shared is not None else _Cache()
 
     async def _current(self) -> _Rendered:
         loaded: LoadedPolicy = self.state.policy
-        rendered = self._rendered
+        rendered = self._cache.rendered
         if rendered is None or rendered.loaded is not loaded:
             # Oso queries and file reads: off the event loop. Two first requests may both
             # build; the results are equal, the last one is kept.
             rendered = await run_in_threadpool(_render, loaded)
-            self._rendered = rendered
+            self._cache.rendered = rendered
         return rendered
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -95,14 +103,12 @@ class PolicyPage:
         principal: Principal = scope["sisada.principal"]
         if not (self.state.settings.policy_page_public or principal.role in rendered.roles):
             return self._refused(principal)
-        path: str = scope["path"]
-        if path.endswith("/matrix.json"):
+        if self.view == "json":
             return Response(rendered.json, media_type="application/json",
                             headers={**_PRIVATE, "X-Content-Type-Options": "nosniff"})
-        name = scope.get("path_params", {}).get("name")
-        if name is not None:
+        if self.view == "source":
             # Only the files the policy in force loaded, by exact name: no path to walk.
-            source = rendered.sources.get(name)
+            source = rendered.sources.get(scope.get("path_params", {}).get("name", ""))
             if source is None:
                 return error_response(404, "not found", "NOT_FOUND")
             return Response(source, media_type="text/plain; charset=utf-8",
@@ -121,6 +127,7 @@ class PolicyPage:
 
 def policy_page_routes(state: Any, authenticated: Callable[[ASGIApp], ASGIApp]) -> list[Route]:
     """The /policy routes; `authenticated` wraps the page in the app's token check."""
-    page = authenticated(PolicyPage(state))
-    return [Route("/policy", page), Route("/policy/matrix.json", page),
-            Route("/policy/sources/{name}", page)]
+    page = PolicyPage(state)
+    return [Route("/policy", authenticated(page)),
+            Route("/policy/matrix.json", authenticated(PolicyPage(state, "json", page))),
+            Route("/policy/sources/{name}", authenticated(PolicyPage(state, "source", page)))]

@@ -146,7 +146,7 @@ def test_auditor_reads_the_sources_the_policy_loaded(deployment: Deployment) -> 
 
 @pytest.mark.parametrize("path", ["loader.py", "..%2Fgateway%2Fsettings.py",
                                   "..%2F..%2Fpyproject.toml", "%2Fetc%2Fpasswd",
-                                  "roles.polar%00", "ROLES.polar"])
+                                  "roles.polar%00", "ROLES.polar", "matrix.json"])
 def test_only_loaded_files_are_served(deployment: Deployment, path: str) -> None:
     response = _get(deployment.base_url, f"/policy/sources/{path}", deployment.token("auditor"))
     assert response.status_code == 404
@@ -171,6 +171,13 @@ def test_anonymous_callers_are_asked_for_a_token(deployment: Deployment) -> None
 
 def test_a_bad_token_is_401(deployment: Deployment) -> None:
     assert _get(deployment.base_url, "/policy", "not-a-token").status_code == 401
+
+
+def test_the_page_is_read_only(deployment: Deployment) -> None:
+    response = httpx.post(f"{deployment.base_url}/policy/matrix.json",
+                          headers=_headers(deployment.token("auditor")), timeout=30)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 def test_the_page_allows_nothing_external(deployment: Deployment) -> None:
