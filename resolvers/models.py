@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -144,3 +145,38 @@ class OfficerActivity(LocatedMixin, Base):
     report_id: Mapped[int | None] = mapped_column(ForeignKey("report.id"))
     notes: Mapped[str | None] = mapped_column(Text)
     joint_operation: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class AccessTrailEntry(Base):
+    """One entry of the access trail (SPEC rule 6): a principal was sent identity fields of one
+    record. Field *names* only, never values. Append-only (triggers, migration 0005) and
+    hash-chained in `seq` order (resolvers.trail says how)."""
+
+    __tablename__ = "access_trail"
+
+    # Assigned by the writer under the chain lock, never by the database: the chain order.
+    # 64-bit on PostgreSQL (a 1,000-row page records 1,000 entries); SQLite's INTEGER is.
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                     primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Free text from the token: unbounded, so a long claim never fails the write.
+    issuer: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text, index=True)
+    role: Mapped[str] = mapped_column(String(64))
+    area: Mapped[str | None] = mapped_column(String(32))
+    # The city code of the reader's area: the office whose supervisor reads the entry.
+    office_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    officer_id: Mapped[int | None] = mapped_column(Integer)
+    record_type: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(128))
+    # Sorted field names joined by ",".
+    fields: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(Text)
+    operation_name: Mapped[str | None] = mapped_column(Text)
+    document_hash: Mapped[str] = mapped_column(String(64))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_access_trail_record", "record_type", "record_id"),)
