@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from gateway import trail_cli
 from gateway.auth import mint_dev_token
 from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError
@@ -398,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_serve.set_defaults(func=cmd_registry_serve)
     registry_sub.add_parser("migrate", help="create the registry's schema").set_defaults(
         func=cmd_registry_migrate)
+    trail_cli.register(sub)
     return parser
 
 

@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     # The stand-in registry's own database (`sisada registry serve`, `migrate`, `seed`).
     registry_database_url: str = "sqlite+aiosqlite:///./registry.db"
 
+    # -- the access trail (SPEC rule 6; resolvers/trail) --
+    trail_enabled: bool = True
+    # The whole of one request's trail write, lock wait included; past it the identity
+    # fields of that response are withheld (fail closed), the rest is answered.
+    trail_write_timeout_seconds: float = Field(default=2.0, gt=0)
+    # How long entries are kept before `sisada trail prune` removes them: five years
+    # (1,826 days), the longest permit supervised (a KITAP runs five years). UU 27/2022 fixes
+    # no period: the controller records its processing (Art. 31) and ends, deletes or
+    # destroys data at the end of its retention period, by the archive retention schedule
+    # (Art. 42-44). Set it to the office's records schedule.
+    trail_retention_days: int = Field(default=1826, ge=1)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

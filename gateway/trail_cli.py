@@ -1,0 +1,121 @@
+"""`sisada trail verify | prune | export`: the access trail from the command line.
+
+Each prints one line (export: the entries) and exits 0 on success, 1 when the trail is
+not intact (verify, prune) and 2 when the database cannot be read or written. No traceback:
+an operator reads the verdict, the cause is named by its type only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import io
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+
+from gateway.settings import Settings
+from resolvers.db import Database, create_engine
+from resolvers.trail import entries_about_foreigner, prune, verify_chain
+
+T = TypeVar("T")
+# What an export shows of each entry: who read which fields, when, why. Never a value.
+EXPORT_COLUMNS = ("seq", "at", "record_type", "record_id", "issuer", "subject", "role", "area",
+                  "officer_id", "fields", "purpose", "request_id")
+
+
+def register(sub: Any) -> None:
+    """Add `trail` and its subcommands to the `sisada` parser's subparsers."""
+    trail = sub.add_parser("trail", help="the access trail: verify, prune, export")
+    trail_sub = trail.add_subparsers(dest="trail_command", required=True)
+    trail_sub.add_parser("verify", help="recompute the hash chain").set_defaults(
+        func=cmd_verify)
+    prune_parser = trail_sub.add_parser(
+        "prune", help="delete entries older than the retention (or --before)")
+    prune_parser.add_argument("--before", type=_cut_off,
+                              help="ISO date or time (UTC unless it says otherwise)")
+    prune_parser.set_defaults(func=cmd_prune)
+    export = trail_sub.add_parser("export", help="who read a foreigner's identity, and why")
+    export.add_argument("--foreigner", type=int, required=True, help="the foreigner's id")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.set_defaults(func=cmd_export)
+
+
+def cmd_verify(settings: Settings, _args: argparse.Namespace) -> int:
+    outcome = _run(settings, verify_chain, "verify")
+    if outcome is None:
+        return 2
+    if not outcome.ok:
+        print(f"broken: entry {outcome.first_bad_seq}: {outcome.reason} "
+              f"({outcome.entries} entries intact before it)")
+        return 1
+    head = f" (last seq {outcome.last_seq}, hash {outcome.last_hash})" if outcome.entries else ""
+    print(f"intact: {outcome.entries} entries{head}")
+    return 0
+
+
+def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
+    before = args.before or (dt.datetime.now(dt.UTC)
+                             - dt.timedelta(days=settings.trail_retention_days))
+    # A broken chain is evidence: pruning must not delete it before someone has looked.
+    outcome = _run(settings, verify_chain, "prune")
+    if outcome is None:
+        return 2
+    if not outcome.ok:
+        print(f"refused: the trail is broken at entry {outcome.first_bad_seq} "
+              f"({outcome.reason}); run `sisada trail verify`")
+        return 1
+    deleted = _run(settings, lambda db: prune(db, before), "prune")
+    if deleted is None:
+        return 2
+    print(f"pruned: {deleted} entries before {before.isoformat()}")
+    return 0
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    entries = _run(settings, lambda db: entries_about_foreigner(db, args.foreigner), "export")
+    if entries is None:
+        return 2
+    rows = [{column: entry[column] for column in EXPORT_COLUMNS} for entry in entries]
+    for row in rows:
+        row["at"] = row["at"].isoformat().replace("+00:00", "Z")
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "fields": ",".join(row["fields"])})
+    sys.stdout.write(out.getvalue())
+    return 0
+
+
+def _run(settings: Settings, action: Callable[[Database], Awaitable[T]], name: str) -> T | None:
+    """`action` over the configured database; None (and one line on stderr) if it failed."""
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            return await action(Database(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except Exception as exc:  # an operator needs the verdict, not the driver's traceback
+        names = dict.fromkeys(type(error).__name__ for error in (exc, exc.__cause__ or exc))
+        print(f"trail {name}: failed ({': '.join(names)})", file=sys.stderr)
+        return None
+
+
+def _cut_off(text: str) -> dt.datetime:
+    try:
+        value = (dt.datetime.fromisoformat(text) if "T" in text or " " in text
+                 else dt.datetime.combine(dt.date.fromisoformat(text), dt.time()))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("an ISO date (2021-01-31) or time") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
