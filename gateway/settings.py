@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # Consecutive failed calls that open the circuit, and how long it stays open.
     registry_breaker_failures: int = Field(default=5, ge=1)
     registry_breaker_reset_seconds: float = Field(default=10.0, gt=0)
+    # How long /readyz reuses the registry ping's answer (concurrent probes share one ping).
+    registry_status_cache_seconds: float = Field(default=2.0, ge=0)
     # Representations in one upstream `_entities` request; more are split into chunks.
     registry_max_representations: int = Field(default=1000, ge=1, le=5000)
     registry_max_connections: int = Field(default=20, ge=1)

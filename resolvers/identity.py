@@ -13,7 +13,12 @@ The wire contract the gateway relies on (and nothing else of the registry):
     type PermitDocument @key(fields: "id") { id: ID!  number  sponsorName }
     _entities(representations: [_Any!]!)   the Federation entity fetch
     personsByDocument(number: String!): [Person!]!          passport or any permit number
-    personsByName(text: String!, first: Int!): [Person!]!   part of the name, any case
+    personsByName(text: String!, first: Int!, after: ID): [Person!]!
+        people whose name contains `text` (any case), ordered by id, only ids > `after`
+        when given, at most `first` (1 to 5,001) of them: one page of a keyset walk
+
+An `_entities` answer may carry `errors` whose path is `["_entities", i, ...]`: entry i
+could not be read, which is not the same as "no such id" (a null entry without error).
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ class LookupTooBroadError(Exception):
         self.limit = limit
 
 
+# One `entities` result: the selected fields, None (unknown id), or the entry's own error.
+EntityResult = dict[str, Any] | None | IdentityUnavailableError
+
+
 @dataclass(frozen=True, slots=True)
 class EntityKey:
     """One entity to fetch: the registry type and the registry id."""
@@ -66,11 +75,19 @@ class IdentitySource(Protocol):
         keys: Sequence[EntityKey],
         selections: Mapping[str, frozenset[str]],
         request_id: str,
-    ) -> list[dict[str, Any] | None]:
-        """One `_entities` fetch (split into bounded chunks if long): for each key, the
-        fields `selections[key.type_name]` selects (registry field names), or None when the
-        registry does not know that id. Only keys of a type with a non-empty selection may
-        be asked for."""
+    ) -> list[EntityResult]:
+        """One `_entities` fetch (split into bounded chunks if long), one result per key in
+        the order of `keys`:
+
+        - a dict: the fields `selections[key.type_name]` selects (registry field names);
+        - None: the registry does not know that id, or the key's type has an empty
+          selection (such keys are never asked for);
+        - an `IdentityUnavailableError` instance (returned, not raised): the registry
+          answered the request but reported an error for this entry, so the record's
+          identity is unavailable, not unknown. Each such position holds its own instance.
+
+        The whole call raises `IdentityUnavailableError` when the registry cannot answer
+        at all."""
         ...
 
     async def ids_by_document(self, number: str, request_id: str) -> list[int]:
@@ -78,8 +95,12 @@ class IdentitySource(Protocol):
         ...
 
     async def ids_by_name(self, text: str, limit: int, request_id: str) -> list[int]:
-        """Registry ids of the people whose name contains `text`; more than `limit`
-        raises `LookupTooBroadError`."""
+        """ALL registry ids of the people whose name contains `text`, in the whole
+        registry (whatever office the caller belongs to), ascending; the caller scopes them
+        to the rows it may see. Only when the registry holds more than `limit` matches is
+        it `LookupTooBroadError(limit)`: the refusal depends on `limit` alone, never on how
+        many of the matches the caller may see. The registry client walks `personsByName`
+        in pages (`after` = the last id of the previous page), each page its own request."""
         ...
 
 
@@ -87,7 +108,7 @@ class UnconfiguredRegistry:
     """No registry URL is configured: identity is unavailable, everything else works."""
 
     async def entities(self, keys: Sequence[EntityKey], selections: Mapping[str, frozenset[str]],
-                       request_id: str) -> list[dict[str, Any] | None]:
+                       request_id: str) -> list[EntityResult]:
         raise IdentityUnavailableError("no registry is configured")
 
     async def ids_by_document(self, number: str, request_id: str) -> list[int]:

@@ -35,7 +35,9 @@ def create_registry_app(database_url: str, token: str, record_path: Path | None 
     """The registry as an ASGI app over `database_url`, answering only callers that present
     `token` as a bearer credential. With `record_path`, every /graphql request is appended
     there as one JSON line before it is answered (what tests use to prove what the registry
-    received)."""
+    received). The credential is checked before the body is read: a refused request
+    (no or wrong credential, or a body too large) is recorded as `"refused": true` with
+    its headers only, never its query or variables."""
     if not token:
         raise ValueError("the registry needs a service token")
     schema = build_registry_schema()
@@ -45,15 +47,18 @@ def create_registry_app(database_url: str, token: str, record_path: Path | None 
 
     async def graphql(request: Request) -> Response:
         authorization = request.headers.get("authorization")
+        # Before anything of the body is read, kept or parsed: an anonymous caller gets no
+        # further than the header (and cannot fill the record with 2 MB bodies).
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
+            _record(record_path, request, authorization, None, refused=True)
+            return _errors(401, "a valid service credential is required", "UNAUTHENTICATED")
         try:
             body = await _read_body(request)
         except _BodyTooLargeError:
-            _record(record_path, request, authorization, None)
+            _record(record_path, request, authorization, None, refused=True)
             return _errors(413, "request body too large", "PAYLOAD_TOO_LARGE")
         payload = _json(body)
-        _record(record_path, request, authorization, payload)
-        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
-            return _errors(401, "a valid service credential is required", "UNAUTHENTICATED")
+        _record(record_path, request, authorization, payload, refused=False)
         if payload is None or not isinstance(payload.get("query"), str):
             return _errors(400, "the body must be a JSON object with a query", "BAD_REQUEST")
         variables = payload.get("variables")
@@ -111,12 +116,13 @@ def _errors(status: int, message: str, code: str) -> Response:
 
 
 def _record(path: Path | None, request: Request, authorization: str | None,
-            payload: dict[str, Any] | None) -> None:
+            payload: dict[str, Any] | None, *, refused: bool) -> None:
     if path is None:
         return
     payload = payload or {}
     line = {
         "time": datetime.now(UTC).isoformat(),
+        "refused": refused,
         "authorization": authorization,
         "request_id": request.headers.get("x-request-id"),
         "query": payload.get("query"),

@@ -30,7 +30,7 @@ log = logging.getLogger("sisada.registry")
 
 MAX_REPRESENTATIONS = 5000
 # One more than the representation limit, so a caller asking for `limit + 1` names can tell
-# "exactly the limit" from "too many".
+# "exactly the limit" from "too many" in one page. Longer walks page with `after`.
 MAX_NAME_MATCHES = MAX_REPRESENTATIONS + 1
 # Registry ids are positive 64-bit integers written in decimal; anything else is unknown.
 _ID = re.compile(r"[0-9]{1,18}")
@@ -136,15 +136,24 @@ class Query:
         return await _persons(info, or_(PersonRow.passport_number == normalized,
                                         PersonRow.id.in_(holders)))
 
-    @strawberry.field(description="People whose full name contains `text` (any case), by id; "
-                                  f"`first` is 1 to {MAX_NAME_MATCHES}.")
-    async def persons_by_name(self, info: Info, text: str, first: int = 100) -> list[Person]:
+    @strawberry.field(description="People whose full name contains `text` (any case), "
+                                  "ordered by id, only those with an id above `after` when "
+                                  f"given; `first` is 1 to {MAX_NAME_MATCHES}. One page of a "
+                                  "keyset walk: the next page's `after` is this page's last "
+                                  "id.")
+    async def persons_by_name(self, info: Info, text: str, first: int = 100,
+                              after: strawberry.ID | None = None) -> list[Person]:
         if not 1 <= first <= MAX_NAME_MATCHES:
             raise GraphQLError(f"first must be between 1 and {MAX_NAME_MATCHES}",
                                extensions={"code": "BAD_USER_INPUT"})
         pattern = f"%{_like_escape(text.lower())}%"
-        return await _persons(info, func.lower(PersonRow.full_name).like(pattern, escape="\\"),
-                              limit=first)
+        condition = func.lower(PersonRow.full_name).like(pattern, escape="\\")
+        if after is not None:
+            if not _ID.fullmatch(after):
+                raise GraphQLError("after must be a registry id",
+                                   extensions={"code": "BAD_USER_INPUT"})
+            condition = condition & (PersonRow.id > int(after))
+        return await _persons(info, condition, limit=first)
 
 
 def _registry_id(representation: Any) -> int | None:

@@ -24,7 +24,8 @@ def registry_from_settings(settings: Settings) -> IdentitySource:
 
 
 async def registry_status(source: IdentitySource) -> str:
-    """"up", "down", "open" (circuit open) or "not configured"."""
+    """"up", "down", "open" (the circuit is not closed: nothing is sent) or "not
+    configured". Cheap under a flood of probes: see `RegistryClient.ping`."""
     if isinstance(source, RegistryClient):
         return await source.ping()
     return "not configured"

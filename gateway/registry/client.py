@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from itertools import chain
 from typing import Any, TypeVar
@@ -32,13 +33,19 @@ from gateway.registry.queries import (
     checked_selections,
     entities_document,
     ids_of,
+    page_ids,
     read_entities,
     read_list,
     read_typename,
     representations,
 )
 from gateway.settings import Settings
-from resolvers.identity import EntityKey, IdentityUnavailableError, LookupTooBroadError
+from resolvers.identity import (
+    EntityKey,
+    EntityResult,
+    IdentityUnavailableError,
+    LookupTooBroadError,
+)
 
 T = TypeVar("T")
 
@@ -47,6 +54,8 @@ ACCEPT = "application/graphql-response+json, application/json"
 RETRIED_STATUSES = frozenset({502, 503, 504})
 # A readiness probe must answer fast whatever the registry does.
 PING_TIMEOUT_SECONDS = 1.0
+# People per `personsByName` page (the registry takes `first` up to 5,001).
+NAME_PAGE_SIZE = 5000
 # Back-off between attempts (seconds): short, because the whole call shares one deadline.
 WAIT_INITIAL, WAIT_MAX, WAIT_JITTER = 0.05, 1.0, 0.2
 # A request id travels as a header: anything else is replaced, never forwarded as is.
@@ -77,9 +86,14 @@ class RegistryClient:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock = clock
         self._breaker = CircuitBreaker(settings.registry_breaker_failures,
                                        settings.registry_breaker_reset_seconds,
-                                       clock=clock, on_change=_log_circuit)
+                                       clock=clock, on_change=self._circuit_changed)
+        # /readyz: the last ping's (time, answer), and the ping in flight (with its loop).
+        self._status: tuple[float, str] | None = None
+        self._ping_task: asyncio.Task[str] | None = None
+        self._ping_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -93,7 +107,7 @@ class RegistryClient:
         keys: Sequence[EntityKey],
         selections: Mapping[str, frozenset[str]],
         request_id: str,
-    ) -> list[dict[str, Any] | None]:
+    ) -> list[EntityResult]:
         checked = checked_selections(selections)
         # Keys of a type with nothing selected are never asked: they stay None.
         wanted = list(dict.fromkeys(key for key in keys if key.type_name in checked))
@@ -102,13 +116,24 @@ class RegistryClient:
         size = self._settings.registry_max_representations
         chunks = [wanted[start:start + size] for start in range(0, len(wanted), size)]
 
-        async def fetch() -> list[list[dict[str, Any] | None]]:
+        async def fetch() -> list[list[EntityResult]]:
             return await _all([self._entities_chunk(chunk, checked, request_id)
                                for chunk in chunks])
 
         found = dict(zip(wanted, chain.from_iterable(await self._guarded(fetch, request_id)),
                          strict=True))
-        return [found.get(key) for key in keys]
+        failed = sum(isinstance(value, IdentityUnavailableError) for value in found.values())
+        if failed:
+            # The call itself succeeded (the breaker counts it so); some entries did not.
+            log.warning("registry.entry_errors", entries=failed, request_id=request_id)
+        results: list[EntityResult] = []
+        for key in keys:
+            value = found.get(key)
+            if isinstance(value, IdentityUnavailableError):
+                # Each position its own instance: a consumer may raise it.
+                value = IdentityUnavailableError(value.reason)
+            results.append(value)
+        return results
 
     async def ids_by_document(self, number: str, request_id: str) -> list[int]:
         body = {"query": BY_DOCUMENT, "variables": {"number": number}}
@@ -117,46 +142,78 @@ class RegistryClient:
         return ids_of(people)
 
     async def ids_by_name(self, text: str, limit: int, request_id: str) -> list[int]:
+        """Every matching id in the whole registry (ascending), walked in pages of at most
+        NAME_PAGE_SIZE by keyset (`after` = the previous page's last id); each page is one
+        request and one guarded, retried call of its own. The walk asks for `limit + 1`
+        people in all, so "exactly limit" and "more than limit" differ: only the latter is
+        `LookupTooBroadError`, whatever share of the matches the caller may later see."""
         if limit < 0:
             raise ValueError("limit must not be negative")
-        # One more than allowed: enough to tell "exactly limit" from "too many".
-        body = {"query": BY_NAME, "variables": {"text": text, "first": limit + 1}}
-        people = await self._guarded(lambda: self._look_up(body, "personsByName", request_id),
-                                     request_id)
-        if len(people) > limit:
-            raise LookupTooBroadError(limit)
-        return ids_of(people)
+        ids: list[int] = []
+        after: int | None = None
+        while True:
+            first = min(NAME_PAGE_SIZE, limit + 1 - len(ids))
+            body = {"query": BY_NAME, "variables": {
+                "text": text, "first": first, "after": None if after is None else str(after)}}
+            page = await self._guarded(partial(self._name_page, body, first, after,
+                                               request_id), request_id)
+            ids.extend(page)
+            if len(ids) > limit:
+                raise LookupTooBroadError(limit)
+            if len(page) < first:
+                return ids
+            after = page[-1]
 
     # -- readiness and shutdown --
 
     async def ping(self) -> str:
-        """"up", "down" or "open", for /readyz. One `{ __typename }` request, no retry,
-        at most PING_TIMEOUT_SECONDS. A failed ping never counts towards opening a closed
-        circuit (a probe's short timeout is not the traffic's), but once the pause is over
-        a ping may be the half-open trial, so the gateway recovers without traffic."""
-        permit = None
+        """"up", "down" or "open", for /readyz.
+
+        "open" whenever the circuit is not closed (open, or its pause over and no trial yet):
+        then nothing is sent. A ping never takes the half-open trial, and never counts
+        towards opening a closed circuit. Why: a probe is `{ __typename }` under a 1 s
+        timeout, the traffic is real look-ups under the read timeout. As a trial, a registry
+        that answers in 1-3 s would fail every ping-trial and keep the circuit open for the
+        traffic it could serve; and a `__typename` that succeeds proves nothing about the
+        queries the traffic sends (it touches no data). So the first real call after the
+        pause is the trial: the gateway recovers by itself as soon as there is traffic to
+        recover for, and /readyz reads "up" again once that call has closed the circuit.
+
+        While closed: one `{ __typename }` request, no retry, at most PING_TIMEOUT_SECONDS.
+        Its answer is reused for `registry_status_cache_seconds`, and concurrent callers
+        share the one ping in flight: a flood of /readyz is a handful of upstream pings."""
         if self._breaker.state != "closed":
-            permit = self._breaker.admit()
-            if permit is None:
-                return "open"
+            return "open"
+        cached = self._status
+        if (cached is not None
+                and self._clock() - cached[0] < self._settings.registry_status_cache_seconds):
+            return cached[1]
+        loop = asyncio.get_running_loop()
+        task = self._ping_task
+        if task is None or task.done() or self._ping_loop is not loop:
+            task = loop.create_task(self._ping_once())
+            self._ping_task, self._ping_loop = task, loop
+        # Shielded: one impatient caller's cancellation does not cancel the others' answer.
+        return await asyncio.shield(task)
+
+    async def _ping_once(self) -> str:
         body = {"query": PING}
         try:
             async with asyncio.timeout(PING_TIMEOUT_SECONDS):
                 read_typename(await self._post(body, uuid.uuid4().hex,
                                                httpx.Timeout(PING_TIMEOUT_SECONDS)))
         except (IdentityUnavailableError, MalformedAnswerError, TimeoutError):
-            if permit is not None:
-                self._breaker.failed(permit)
-            return "down"
-        except BaseException:
-            if permit is not None:
-                self._breaker.abandoned(permit)
-            raise
-        if permit is not None:
-            self._breaker.succeeded(permit)
-        return "up"
+            result = "down"
+        else:
+            result = "up"
+        self._status = (self._clock(), result)
+        return result
 
     async def aclose(self) -> None:
+        task, self._ping_task, self._ping_loop = self._ping_task, None, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
         if self._client is not None:
             client, self._client, self._loop = self._client, None, None
             await client.aclose()
@@ -185,7 +242,7 @@ class RegistryClient:
 
     async def _entities_chunk(
         self, chunk: list[EntityKey], checked: dict[str, tuple[str, ...]], request_id: str,
-    ) -> list[dict[str, Any] | None]:
+    ) -> list[EntityResult]:
         present = {key.type_name for key in chunk}
         selection = {name: fields for name, fields in checked.items() if name in present}
         body = {"query": entities_document(selection),
@@ -194,6 +251,13 @@ class RegistryClient:
 
     async def _look_up(self, body: dict[str, Any], field: str, request_id: str) -> list[Any]:
         return read_list(await self._post_with_retries(body, request_id), field)
+
+    async def _name_page(self, body: dict[str, Any], first: int, after: int | None,
+                         request_id: str) -> list[int]:
+        people = await self._look_up(body, "personsByName", request_id)
+        if len(people) > first:
+            raise MalformedAnswerError("personsByName answered more than asked")
+        return page_ids(people, after)
 
     async def _post_with_retries(self, body: dict[str, Any], request_id: str) -> Any:
         settings = self._settings
@@ -229,6 +293,14 @@ class RegistryClient:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
             raise IdentityUnavailableError("registry answered invalid JSON") from exc
+
+    def _circuit_changed(self, state: BreakerState, failures: int) -> None:
+        # A ping's answer from before the change says nothing about after it.
+        self._status = None
+        if state == "open":
+            log.warning("registry.circuit", state=state, consecutive_failures=failures)
+        else:
+            log.info("registry.circuit", state=state)
 
     def _headers(self, request_id: str) -> dict[str, str]:
         headers = {
@@ -289,10 +361,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "registry timed out"
     return "registry answered unexpectedly"
-
-
-def _log_circuit(state: BreakerState, failures: int) -> None:
-    if state == "open":
-        log.warning("registry.circuit", state=state, consecutive_failures=failures)
-    else:
-        log.info("registry.circuit", state=state)

@@ -202,7 +202,9 @@ async def test_entities_are_chunked_at_the_limit_and_answered_in_key_order() -> 
     assert sorted(int(i) for chunk in sent for i in chunk) == sorted(set(ids))
 
 
-async def test_unknown_ids_and_entries_with_errors_are_none() -> None:
+async def test_unknown_ids_are_none_and_entries_with_errors_are_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def answer(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={
             "data": {"_entities": [{"fullName": "Person 1"}, {"fullName": None}, None]},
@@ -210,11 +212,64 @@ async def test_unknown_ids_and_entries_with_errors_are_none() -> None:
                                                                      "fullName"]}],
         })
 
+    monkeypatch.setattr(gateway.registry.client, "log", structlog.get_logger("sisada"))
     registry = Registry(answer)
+    registry_client = client(registry)
     keys = [EntityKey(PERSON, 1), EntityKey(PERSON, 2), EntityKey(PERSON, 3)]
 
-    assert await client(registry).entities(keys, NAME_ONLY, "req-1") == [
-        {"fullName": "Person 1"}, None, None]
+    with capture_logs() as logs:
+        found = await registry_client.entities(keys, NAME_ONLY, "req-1")
+
+    assert found[0] == {"fullName": "Person 1"}
+    assert isinstance(found[1], IdentityUnavailableError)
+    assert found[1].reason == "registry could not answer for this record"
+    assert SECRET not in repr(found[1])
+    assert found[2] is None  # unknown, not unavailable
+    assert registry_client.state == "closed"
+    assert [entry["event"] for entry in logs] == ["registry.entry_errors"]
+    assert SECRET not in repr(logs)
+
+
+async def test_a_repeated_key_with_an_error_gets_an_instance_per_position() -> None:
+    def answer(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={
+            "data": {"_entities": [None, {"fullName": "Person 2"}]},
+            "errors": [{"message": "boom", "path": ["_entities", 0]}],
+        })
+
+    keys = [EntityKey(PERSON, 1), EntityKey(PERSON, 2), EntityKey(PERSON, 1)]
+    first, second, third = await client(Registry(answer)).entities(keys, NAME_ONLY, "r")
+    assert isinstance(first, IdentityUnavailableError)
+    assert isinstance(third, IdentityUnavailableError)
+    assert first is not third
+    assert second == {"fullName": "Person 2"}
+
+
+@pytest.mark.parametrize("errors", [
+    [{"message": "boom"}],
+    [{"message": "boom", "path": ["_entities"]}],
+    [{"message": "boom", "path": ["_entities", 7]}],
+    [{"message": "boom", "path": ["somethingElse", 0]}],
+    {"message": "not a list"},
+], ids=["no-path", "whole-field", "out-of-range", "other-field", "not-a-list"])
+async def test_an_error_naming_no_entry_makes_every_entry_unavailable(errors: Any) -> None:
+    def answer(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={
+            "data": {"_entities": [{"fullName": "Person 1"}, None]}, "errors": errors})
+
+    keys = [EntityKey(PERSON, 1), EntityKey(PERSON, 2)]
+    found = await client(Registry(answer)).entities(keys, NAME_ONLY, "r")
+    assert all(isinstance(entry, IdentityUnavailableError) for entry in found)
+
+
+async def test_an_entry_that_is_not_an_object_is_unavailable() -> None:
+    def answer(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": {"_entities": ["Person 1", None]}})
+
+    keys = [EntityKey(PERSON, 1), EntityKey(PERSON, 2)]
+    first, second = await client(Registry(answer)).entities(keys, NAME_ONLY, "r")
+    assert isinstance(first, IdentityUnavailableError)
+    assert second is None
 
 
 async def test_fields_the_registry_sends_unasked_are_dropped() -> None:
@@ -375,20 +430,117 @@ async def test_look_up_by_document_sends_the_number_as_a_variable_and_reads_int_
     assert "personsByDocument(number: $number) { id }" in body["query"]
 
 
-async def test_look_up_by_name_asks_for_one_more_than_the_limit() -> None:
+class NameRegistry:
+    """personsByName over `matches` people (ids 1..matches), paged as the contract says:
+    ordered by id, ids above `after`, at most `first`."""
+
+    def __init__(self, matches: int) -> None:
+        self.matches = matches
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        variables = orjson.loads(request.content)["variables"]
+        first, after = variables["first"], variables["after"]
+        assert 1 <= first <= 5001
+        start = 1 if after is None else int(after) + 1
+        people = [{"id": str(i)} for i in range(start, min(self.matches, start + first - 1) + 1)]
+        return httpx.Response(200, json={"data": {"personsByName": people}})
+
+
+def pages(registry: Registry) -> list[tuple[int, str | None]]:
+    return [(body["variables"]["first"], body["variables"]["after"])
+            for body in registry.bodies()]
+
+
+async def test_look_up_by_name_pages_through_every_match_up_to_the_limit() -> None:
+    registry = Registry(NameRegistry(12_000))
+    found = await client(registry).ids_by_name("siti", 20_000, "req-1")
+
+    assert found == list(range(1, 12_001))
+    # Pages of 5,000, each its own request, each after the previous page's last id.
+    assert pages(registry) == [(5000, None), (5000, "5000"), (5000, "10000")]
+    for body in registry.bodies():
+        assert body["variables"]["text"] == "siti"
+        assert "siti" not in body["query"]
+        assert "personsByName(text: $text, first: $first, after: $after) { id }" in body[
+            "query"]
+    assert {request.headers["x-request-id"] for request in registry.requests} == {"req-1"}
+
+
+@pytest.mark.parametrize(("limit", "matches", "expected_pages"), [
+    (3, 3, [(4, None)]),
+    (5000, 5000, [(5000, None), (1, "5000")]),
+    (10_000, 10_000, [(5000, None), (5000, "5000"), (1, "10000")]),
+    (20_000, 20_000, [(5000, None), (5000, "5000"), (5000, "10000"), (5000, "15000"),
+                      (1, "20000")]),
+    (0, 0, [(1, None)]),
+])
+async def test_exactly_the_limit_is_answered_in_full(
+    limit: int, matches: int, expected_pages: list[tuple[int, str | None]],
+) -> None:
+    registry = Registry(NameRegistry(matches))
+    assert await client(registry).ids_by_name("a", limit, "r") == list(range(1, matches + 1))
+    assert pages(registry) == expected_pages
+
+
+@pytest.mark.parametrize(("limit", "expected_pages"), [
+    (3, [(4, None)]),
+    (5000, [(5000, None), (1, "5000")]),
+    (20_000, [(5000, None), (5000, "5000"), (5000, "10000"), (5000, "15000"), (1, "20000")]),
+    (0, [(1, None)]),
+])
+async def test_one_more_than_the_limit_is_too_broad(
+    limit: int, expected_pages: list[tuple[int, str | None]],
+) -> None:
+    registry = Registry(NameRegistry(limit + 1))
+    registry_client = client(registry)
+    with pytest.raises(LookupTooBroadError) as raised:
+        await registry_client.ids_by_name("a", limit, "r")
+    assert raised.value.limit == limit
+    assert pages(registry) == expected_pages
+    assert registry_client.state == "closed"
+
+
+async def test_each_page_is_retried_on_its_own() -> None:
+    names = NameRegistry(7000)
+    failed: list[int] = []
+
     def answer(request: httpx.Request) -> httpx.Response:
-        first = orjson.loads(request.content)["variables"]["first"]
-        people = [{"id": str(i)} for i in range(1, min(first, 3) + 1)]
+        # One 503 for the second page, then it answers.
+        if orjson.loads(request.content)["variables"]["after"] == "5000" and not failed:
+            failed.append(503)
+            return httpx.Response(503)
+        return names(request)
+
+    registry = Registry(answer)
+    assert await client(registry).ids_by_name("a", 20_000, "r") == list(range(1, 7001))
+    assert pages(registry) == [(5000, None), (5000, "5000"), (5000, "5000")]
+
+
+async def test_a_page_that_does_not_follow_the_keyset_is_unavailable() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        variables = orjson.loads(request.content)["variables"]
+        if variables["after"] is None:
+            people = [{"id": str(i)} for i in range(1, variables["first"] + 1)]
+        else:  # ignores `after`: would loop for ever if believed
+            people = [{"id": "1"}]
         return httpx.Response(200, json={"data": {"personsByName": people}})
 
     registry = Registry(answer)
-    registry_client = client(registry)
-    assert await registry_client.ids_by_name("siti", 3, "req-1") == [1, 2, 3]
-    assert registry.bodies()[0]["variables"] == {"text": "siti", "first": 4}
-    with pytest.raises(LookupTooBroadError) as raised:
-        await registry_client.ids_by_name("siti", 2, "req-2")
-    assert raised.value.limit == 2
-    assert registry_client.state == "closed"
+    with pytest.raises(IdentityUnavailableError) as raised:
+        await client(registry, registry_attempts=1).ids_by_name("a", 20_000, "r")
+    assert raised.value.reason == "registry answered unexpectedly"
+    assert len(registry.requests) == 2
+
+
+@pytest.mark.parametrize("people", [
+    [{"id": "2"}, {"id": "1"}],
+    [{"id": "1"}, {"id": "x"}],
+    [{"id": "1"}] * 5,
+], ids=["descending", "not-an-id", "more-than-asked"])
+async def test_a_malformed_page_is_unavailable(people: list[dict[str, str]]) -> None:
+    registry = Registry(lambda _r: httpx.Response(200, json={"data": {"personsByName": people}}))
+    with pytest.raises(IdentityUnavailableError):
+        await client(registry, registry_attempts=1).ids_by_name("a", 3, "r")
 
 
 # -- the circuit breaker --
@@ -506,24 +658,64 @@ async def test_ping_is_up_when_the_registry_answers() -> None:
 
 async def test_a_failed_ping_is_down_and_does_not_open_the_circuit() -> None:
     registry = Registry(status(503))
-    registry_client = client(registry, registry_breaker_failures=1)
+    registry_client = client(registry, registry_breaker_failures=1,
+                             registry_status_cache_seconds=0)
     assert await registry_client.ping() == "down"
     assert await registry_client.ping() == "down"
     assert registry_client.state == "closed"
     assert len(registry.requests) == 2  # no retries for a probe
 
 
-async def test_ping_reports_an_open_circuit_and_serves_as_the_trial_after_the_pause() -> None:
+def typename(_request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"data": {"__typename": "Query"}})
+
+
+async def test_a_ping_is_reused_for_the_cache_time() -> None:
+    healthy = True
+    registry = Registry(lambda request: typename(request) if healthy else status(503)(request))
+    clock = Clock()
+    registry_client = client(registry, clock, registry_status_cache_seconds=2.0)
+
+    assert await registry_client.ping() == "up"
+    healthy = False
+    clock.now += 1.9
+    assert await registry_client.ping() == "up"
+    assert len(registry.requests) == 1
+    clock.now += 0.1
+    assert await registry_client.ping() == "down"
+    assert len(registry.requests) == 2
+
+
+async def test_concurrent_pings_share_one_request() -> None:
+    release = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return typename(request)
+
+    registry = Registry(answer)
+    registry_client = client(registry, registry_status_cache_seconds=0)
+    pings = [asyncio.create_task(registry_client.ping()) for _ in range(500)]
+    await asyncio.sleep(0.05)
+    # One impatient caller gives up: the others still get the shared answer.
+    pings[0].cancel()
+    release.set()
+    answers = await asyncio.gather(*pings[1:])
+
+    assert answers == ["up"] * 499
+    assert len(registry.requests) == 1
+
+
+async def test_ping_reports_an_open_circuit_and_never_takes_the_trial() -> None:
     healthy = False
 
     def answer(request: httpx.Request) -> httpx.Response:
-        if not healthy:
-            return status(503)(request)
-        return httpx.Response(200, json={"data": {"__typename": "Query"}})
+        return typename(request) if healthy else status(503)(request)
 
     registry = Registry(answer)
     clock = Clock()
     registry_client = client(registry, clock, registry_attempts=1, registry_breaker_failures=1)
+    assert await registry_client.ping() == "down"  # cached from here on, while closed
     with pytest.raises(IdentityUnavailableError):
         await registry_client.ids_by_document("A1", "req")
     asked = len(registry.requests)
@@ -532,8 +724,33 @@ async def test_ping_reports_an_open_circuit_and_serves_as_the_trial_after_the_pa
 
     clock.now += 10.0
     healthy = True
-    assert await registry_client.ping() == "up"
+    assert registry_client.state == "half_open"
+    # Half-open: the probe sends nothing and leaves the trial to the traffic.
+    assert await registry_client.ping() == "open"
+    assert len(registry.requests) == asked
+    assert registry_client.state == "half_open"
+
+    # The first real call after the pause is the trial; it closes the circuit.
+    registry.handler = lambda _r: httpx.Response(200, json={"data": {"personsByDocument": []}})
+    assert await registry_client.ids_by_document("A1", "req") == []
     assert registry_client.state == "closed"
+    # The ping answered before the circuit opened ("down") is not reused after it closed.
+    registry.handler = typename
+    assert await registry_client.ping() == "up"
+    assert len(registry.requests) == asked + 2
+
+
+async def test_closing_the_client_cancels_a_ping_in_flight() -> None:
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.5)
+        return typename(request)
+
+    registry_client = client(Registry(answer))
+    ping = asyncio.create_task(registry_client.ping())
+    await asyncio.sleep(0.05)
+    await registry_client.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await ping
 
 
 async def test_without_a_registry_url_identity_is_unavailable_and_not_configured() -> None:

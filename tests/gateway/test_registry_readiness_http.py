@@ -1,13 +1,16 @@
 """The registry client against the real stand-in registry process, killed and restarted.
 
 A real gateway (uvicorn) over an empty office database reports the registry on /readyz
-without ever failing readiness for it; the client itself reads entities and look-ups from
+without ever failing readiness for it, and a flood of /readyz costs the registry a handful
+of pings; the client itself reads entities and look-ups (paged name look-ups included) from
 the real process, fails with IdentityUnavailableError while it is gone, opens its circuit,
-and recovers by itself once the process is back on the same port.
+and recovers by itself once the process is back on the same port: the first real call
+after the pause is the trial (a ping never is), so /readyz says "open" until traffic comes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -43,6 +46,10 @@ PERSONS = [
      "birth_date": date(1972, 12, 24), "photo_url": None},
 ]
 PERMITS = [{"id": 301, "person_id": 31, "number": "2C31PT0301", "sponsor_name": "PT Kopi"}]
+# More than two pages of 5,000 for one name look-up: the client walks them all.
+WALKERS = 12_001
+PAGED = [{"id": 100_000 + n, "full_name": f"Paged Walker {n}", "passport_number": f"PW{n:07d}",
+          "birth_date": date(1991, 1, 1), "photo_url": None} for n in range(WALKERS)]
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +65,7 @@ def registry_database(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     async def prepare() -> None:
         await migrate_registry(url)
-        await write_identities(url, PERSONS, PERMITS)
+        await write_identities(url, PERSONS + PAGED, PERMITS)
 
     run_async(prepare())
     return url
@@ -123,15 +130,100 @@ def test_readyz_reports_the_registry_without_failing_readiness(
         assert ping["request_id"]
 
         registry.kill()
+        # The last ping's answer is reused for registry_status_cache_seconds.
+        assert wait_for(lambda: readyz()["registry"] == "down", 10)
         down = readyz()
         assert down["status"] == "ok" and down["database"] == "up"
-        assert down["registry"] in {"down", "open"}
 
         registry.start()
+        # Pings never open the circuit: back up without traffic.
         assert wait_for(lambda: readyz()["registry"] == "up", RESET_SECONDS + 10)
 
 
+def test_a_flood_of_readyz_costs_the_registry_a_handful_of_pings(
+    registry: RegistryProcess, tmp_path: Path,
+) -> None:
+    settings = registry_settings(registry, tmp_path)
+    run_in_thread(migrate.upgrade, settings.database_url)
+
+    async def flood(base_url: str) -> list[dict[str, Any]]:
+        limits = httpx.Limits(max_connections=500)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            responses = await asyncio.gather(
+                *(client.get(f"{base_url}/readyz") for _ in range(500)))
+        assert {response.status_code for response in responses} == {200}
+        return [response.json() for response in responses]
+
+    with ServerThread(create_app(settings)) as base_url:
+        answers = run_async(flood(base_url))
+
+    assert {answer["registry"] for answer in answers} == {"up"}
+    pings = [r for r in registry.requests() if "__typename" in (r["query"] or "")]
+    assert 1 <= len(pings) <= 5, len(pings)
+
+
+def test_readyz_says_open_until_the_first_real_call_after_the_pause_closes_the_circuit(
+    registry: RegistryProcess, tmp_path: Path,
+) -> None:
+    settings = registry_settings(registry, tmp_path, registry_status_cache_seconds=0.1)
+    run_in_thread(migrate.upgrade, settings.database_url)
+    app = create_app(settings)
+    registry_client = app.state.sisada.registry
+    assert isinstance(registry_client, RegistryClient)
+    with ServerThread(app) as base_url, httpx.Client(timeout=10) as client:
+
+        def readyz() -> str:
+            response = client.get(f"{base_url}/readyz")
+            assert response.status_code == 200
+            return str(response.json()["registry"])
+
+        assert readyz() == "up"
+        registry.kill()
+        for _ in range(2):  # real traffic fails: the circuit opens
+            with pytest.raises(IdentityUnavailableError):
+                run_async(registry_client.ids_by_document("PT5510031", "while-down"))
+        assert registry_client.state == "open"
+        assert readyz() == "open"
+
+        registry.start()
+        time.sleep(RESET_SECONDS + 0.2)
+        assert registry_client.state == "half_open"
+        registry.clear_requests()
+        # No traffic: /readyz sends nothing and leaves the trial to the first real call.
+        assert [readyz() for _ in range(5)] == ["open"] * 5
+        assert registry.requests() == []
+
+        assert run_async(registry_client.ids_by_document("PT5510031", "the-trial")) == [31]
+        assert registry_client.state == "closed"
+        assert readyz() == "up"
+
+
 # -- the client against the real process --
+
+
+async def test_a_name_look_up_walks_every_page_of_the_real_registry(
+    registry: RegistryProcess, tmp_path: Path,
+) -> None:
+    client = RegistryClient(registry_settings(registry, tmp_path))
+    walker_ids = [person["id"] for person in PAGED]
+    try:
+        assert await client.ids_by_name("paged WALKER", WALKERS, "walk-all") == walker_ids
+        assert await client.ids_by_name("paged walker", 20_000, "walk-more") == walker_ids
+        with pytest.raises(LookupTooBroadError) as raised:
+            await client.ids_by_name("paged walker", WALKERS - 1, "walk-too-broad")
+        assert raised.value.limit == WALKERS - 1
+    finally:
+        await client.aclose()
+
+    def pages(request_id: str) -> list[tuple[int, str | None]]:
+        return [(r["variables"]["first"], r["variables"]["after"])
+                for r in registry.requests() if r["request_id"] == request_id]
+
+    first_two = [(5000, None), (5000, str(walker_ids[4999]))]
+    third_after = str(walker_ids[9999])
+    assert pages("walk-all") == [*first_two, (2002, third_after)]
+    assert pages("walk-more") == [*first_two, (5000, third_after)]
+    assert pages("walk-too-broad") == [*first_two, (2001, third_after)]
 
 
 async def test_the_client_reads_entities_and_look_ups_from_the_real_registry(
@@ -149,9 +241,10 @@ async def test_the_client_reads_entities_and_look_ups_from_the_real_registry(
         assert await client.ids_by_document("RU7720032", "doc-request-1") == [32]
         assert await client.ids_by_document("2C31PT0301", "doc-request-2") == [31]
         assert await client.ids_by_document("XX0000000", "doc-request-3") == []
-        assert sorted(await client.ids_by_name("ana", 5, "name-request-1")) == [31, 32]
+        assert await client.ids_by_name("ana", 5, "name-request-1") == [31, 32]
+        assert await client.ids_by_name("ana", 2, "name-request-2") == [31, 32]
         with pytest.raises(LookupTooBroadError):
-            await client.ids_by_name("ana", 1, "name-request-2")
+            await client.ids_by_name("ana", 1, "name-request-3")
     finally:
         await client.aclose()
 
@@ -186,6 +279,8 @@ async def test_the_client_fails_while_the_registry_is_gone_and_recovers_by_itsel
 
         registry.start()
         time.sleep(RESET_SECONDS)
+        assert client.state == "half_open"
+        assert await client.ping() == "open"  # a probe never takes the trial
         assert client.state == "half_open"
         assert await client.entities(keys, {PERSON: frozenset({"fullName"})}, "after") == [
             {"fullName": "Ana Lucia Ferreira"}]

@@ -192,6 +192,40 @@ def test_persons_by_name_honours_first(registry: RegistryProcess) -> None:
     assert len(response.json()["errors"]) == 1
 
 
+def test_persons_by_name_pages_by_id_after_a_cursor(registry: RegistryProcess) -> None:
+    query = ("query($t: String!, $f: Int!, $a: ID) "
+             "{ personsByName(text: $t, first: $f, after: $a) { id } }")
+    walked: list[int] = []
+    after: str | None = None
+    sizes: list[int] = []
+    while True:
+        page = data(registry, query, {"t": "SYNTHETIC person", "f": 400, "a": after})[
+            "personsByName"]
+        sizes.append(len(page))
+        walked += [int(person["id"]) for person in page]
+        if len(page) < 400:
+            break
+        after = page[-1]["id"]
+    assert sizes == [400, 400, 200]
+    assert walked == [p["id"] for p in BULK]
+    # `after` need not be a matching id, and past the last match the page is empty.
+    assert data(registry, query, {"t": "mari", "f": 5, "a": "12"})["personsByName"] == [
+        {"id": "13"}]
+    assert data(registry, query, {"t": "mari", "f": 5, "a": "13"})["personsByName"] == []
+    assert data(registry, query, {"t": "mari", "f": 5001, "a": None})["personsByName"] == [
+        {"id": "11"}, {"id": "13"}]
+
+
+@pytest.mark.parametrize("after", ["eleven", "-1", " 12", "1_0"])
+def test_persons_by_name_refuses_an_after_that_is_not_an_id(registry: RegistryProcess,
+                                                            after: str) -> None:
+    query = ("query($a: ID) { personsByName(text: \"mari\", first: 5, after: $a) { id } }")
+    body = post(registry, query, {"a": after}).json()
+    assert body["data"] is None
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
 def test_sdl_declares_federation_2_3(registry: RegistryProcess) -> None:
     sdl = data(registry, "{ _service { sdl } }")["_service"]["sdl"]
     assert '@link(url: "https://specs.apollo.dev/federation/v2.3"' in sdl
@@ -212,14 +246,40 @@ def test_record_holds_exact_authorization_and_request_id(registry: RegistryProce
     assert first["request_id"] == "req-7f3a"
     assert (first["query"], first["variables"], first["operation_name"]) == (
         query, {"n": "BR4410021"}, "Holder")
+    assert first["refused"] is False
     assert second["authorization"] == "Bearer wrong"
     assert second["request_id"] is None
+    # Refused before its body was read: nothing of it is kept.
+    assert second["refused"] is True
+    assert (second["query"], second["variables"], second["operation_name"]) == (
+        None, None, None)
+
+
+def test_an_unauthenticated_body_is_neither_read_nor_recorded(registry: RegistryProcess
+                                                               ) -> None:
+    registry.clear_requests()
+    secret_query = "{ personsByName(text: \"Kenji Watanabe TK0912334\") { id } }"
+    padding = " " * (1024 * 1024)  # a large body, under the 2 MB limit
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = httpx.post(registry.url, headers={**headers, "X-Request-ID": "anon-1"},
+                              json={"query": secret_query + padding,
+                                    "variables": {"n": "TK0912334"}}, timeout=10)
+        assert_unauthenticated(response)
+    records = registry.requests()
+    assert len(records) == 2
+    for record in records:
+        assert record["refused"] is True
+        assert record["query"] is None and record["variables"] is None
+        assert record["request_id"] == "anon-1"
+    assert registry.record_path.stat().st_size < 1000
+    assert "TK0912334" not in registry.record_path.read_text(encoding="utf-8")
 
 
 def test_oversized_body_is_refused(registry: RegistryProcess) -> None:
     response = httpx.post(registry.url, headers=registry.headers(),
                           content=b'{"query": "' + b" " * (3 * 1024 * 1024) + b'"}')
     assert response.status_code == 413
+    assert registry.requests()[-1]["refused"] is True
 
 
 def test_registry_answers_again_after_kill_and_start(registry: RegistryProcess) -> None:
