@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -475,3 +476,44 @@ def test_entries_for_a_record_are_oldest_first(trail_url: str) -> None:
     assert [(entry["seq"], entry["subject"]) for entry in entries] == [(1, "officer-1"),
                                                                         (3, "b")]
     assert entries[0]["fields"] == ["fullName", "passportNumber"]
+
+
+# -- the production role setup (README) -----------------------------------------------------
+
+
+def test_the_gateway_role_of_the_readme_can_only_append(trail_url: str) -> None:
+    """The grants the README gives the gateway's role: it appends and reads the trail, and
+    cannot change or remove an entry even when it sets the prune's own setting."""
+    if not trail_url.startswith("postgresql"):
+        pytest.skip("roles are PostgreSQL's")
+    role = f"sisada_gateway_{uuid.uuid4().hex[:8]}"
+    admin = trail_url
+
+    async def grant(db: Database, statements: list[str]) -> None:
+        async with db.engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+
+    on_db(admin, lambda db: grant(db, [
+        f"CREATE ROLE {role} LOGIN",
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON access_trail FROM {role}"]))
+    gateway_url = trail_url.replace("postgres@", f"{role}@", 1)
+    try:
+        append(gateway_url, [record(1), record(2)])
+        assert verify(gateway_url).entries == 2
+
+        async def attempt(db: Database, statement: str) -> None:
+            async with db.engine.begin() as conn:
+                await conn.execute(text("SELECT set_config('sisada.trail_prune', 'on', true)"))
+                await conn.execute(text(statement))
+
+        for statement in ("UPDATE access_trail SET fields = 'nationality'",
+                          "DELETE FROM access_trail", "TRUNCATE access_trail",
+                          "ALTER TABLE access_trail DISABLE TRIGGER access_trail_append_only"):
+            with pytest.raises(DBAPIError, match=r"permission denied|must be owner"):
+                on_db(gateway_url, lambda db, s=statement: attempt(db, s))
+        assert verify(gateway_url).entries == 2
+    finally:
+        on_db(admin, lambda db: grant(db, [f"DROP OWNED BY {role}", f"DROP ROLE {role}"]))
