@@ -40,6 +40,8 @@ def migrate_both(settings: Settings) -> None:
         print(f"moved the identity of {len(persons)} foreigners to the registry",
               file=sys.stderr)
     migrate.upgrade(settings.database_url, identity_moved=bool(persons))
+    if persons:
+        migrate.scrub_dropped_identity(settings.database_url)
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:

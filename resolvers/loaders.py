@@ -19,7 +19,12 @@ from sqlalchemy import func, select
 from policies.area_codes import AreaCodeError, level_of
 from policies.loader import LocationPrecision
 from resolvers.db import Database
-from resolvers.identity import EntityKey, IdentitySource, UnconfiguredRegistry
+from resolvers.identity import (
+    EntityKey,
+    IdentitySource,
+    IdentityUnavailableError,
+    UnconfiguredRegistry,
+)
 from resolvers.ids import row_ids
 from resolvers.models import (
     Area,
@@ -215,20 +220,40 @@ class BreakdownByAreaLoader(DataLoader):
         return [buckets.get(code, []) for code in codes]
 
 
-class IdentityLoader(DataLoader):
-    """Identity from the registry for (registry type, id) keys: one upstream `_entities`
-    request per batch, selecting exactly `selections`. A registry that cannot answer fails
-    the whole batch with `IdentityUnavailableError`."""
+class UnavailableEntity:
+    """The registry could not answer for this one record (a per-entry error): a value, not
+    an exception, so the DataLoader does not fail the other records' loads with it."""
 
-    def __init__(self, source: IdentitySource, selections: Mapping[str, frozenset[str]],
-                 request_id: str) -> None:
+    __slots__ = ("error",)
+
+    def __init__(self, error: IdentityUnavailableError) -> None:
+        self.error = error
+
+
+class IdentityLoader(DataLoader):
+    """Identity from the registry. A key is an entity and the registry fields wanted of it;
+    each batch is ONE upstream `_entities` request selecting, per type, the union of the
+    fields its keys want (aliases at one level selecting different identity fields still
+    share one request). A registry that cannot answer fails the whole batch with
+    `IdentityUnavailableError`."""
+
+    def __init__(self, source: IdentitySource, request_id: str) -> None:
         super().__init__()
         self.source = source
-        self.selections = selections
         self.request_id = request_id
 
-    async def batch_load_fn(self, keys: Sequence[EntityKey]) -> list[Any]:
-        return await self.source.entities(keys, self.selections, self.request_id)
+    async def batch_load_fn(self, keys: Sequence[tuple[EntityKey, frozenset[str]]]
+                            ) -> list[Any]:
+        selections: dict[str, set[str]] = defaultdict(set)
+        for entity, fields in keys:
+            selections[entity.type_name] |= fields
+        entities = list(dict.fromkeys(entity for entity, _fields in keys))
+        answers = await self.source.entities(
+            entities, {t: frozenset(f) for t, f in selections.items()}, self.request_id)
+        found = {entity: (UnavailableEntity(answer)
+                          if isinstance(answer, IdentityUnavailableError) else answer)
+                 for entity, answer in zip(entities, answers, strict=True)}
+        return [found[entity] for entity, _fields in keys]
 
 
 class Loaders:
@@ -240,7 +265,7 @@ class Loaders:
         precision = precision or {}
         self.identity_source: IdentitySource = identity or UnconfiguredRegistry()
         self.request_id = request_id
-        self._identity: dict[tuple[tuple[str, frozenset[str]], ...], IdentityLoader] = {}
+        self.identity = IdentityLoader(self.identity_source, request_id)
         self.foreigner = ForeignerByIdLoader(db, scopes["Foreigner"])
         self.area = AreaByCodeLoader(db, scopes["Area"])
         self.area_children = AreaChildrenLoader(db, scopes["Area"])
@@ -252,13 +277,3 @@ class Loaders:
         self.foreigner_count = ForeignerCountByAreaLoader(db)
         self.by_nationality = BreakdownByAreaLoader(db, "nationality")
         self.by_permit_type = BreakdownByAreaLoader(db, "permit_type")
-
-    def identity_for(self, selections: Mapping[str, frozenset[str]]) -> IdentityLoader:
-        """The request's identity loader for this selection (one per distinct selection:
-        a level that selects other fields is another upstream request anyway)."""
-        key = tuple(sorted(selections.items()))
-        loader = self._identity.get(key)
-        if loader is None:
-            loader = IdentityLoader(self.identity_source, dict(selections), self.request_id)
-            self._identity[key] = loader
-        return loader

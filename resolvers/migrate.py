@@ -69,3 +69,30 @@ async def _identity_rows(url: str) -> tuple[list[dict[str, Any]], list[dict[str,
         if isinstance(person["birth_date"], str):
             person["birth_date"] = dt.date.fromisoformat(person["birth_date"])
     return persons, permits
+
+
+def scrub_dropped_identity(database_url: str) -> None:
+    """Rewrite the tables identity was dropped from, so no dropped value stays on disk.
+
+    Dropping a column does not erase it: PostgreSQL only marks it dropped (the bytes stay
+    in every row until the table is rewritten) and SQLite leaves rebuilt tables' old pages
+    on its free list. `VACUUM FULL` rewrites the two tables; SQLite's `VACUUM`, with
+    secure_delete on, rewrites the file and the WAL is truncated. (Old WAL segments and
+    backups are the operator's: SECURITY.md.) Blocking."""
+    asyncio.run(_scrub(database_url))
+
+
+async def _scrub(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if conn.dialect.name == "postgresql":
+                for table in ("foreigner", "stay_permit"):
+                    await conn.exec_driver_sql(f"VACUUM FULL {table}")
+            else:
+                await conn.exec_driver_sql("PRAGMA secure_delete=ON")
+                await conn.exec_driver_sql("VACUUM")
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await engine.dispose()

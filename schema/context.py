@@ -38,6 +38,11 @@ class GraphQLContext:
     budget: ExecutionBudget | None = None
     # Identity fields wanted below each field (schema.identity.wanted_fields), per request.
     wanted_identity: dict[Any, Any] = field(default_factory=dict)
+    # The access trail: (type, field) pairs whose values this response records, and those
+    # withheld (readable by the role, but no purpose it may state was given).
+    recorded: frozenset[tuple[str, str]] = frozenset()
+    purpose_blocked: frozenset[tuple[str, str]] = frozenset()
+    purpose: str | None = None
 
     @property
     def redacted(self) -> set[tuple[str, str]]:

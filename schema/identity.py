@@ -23,10 +23,13 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     SelectionNode,
     SelectionSetNode,
     VariableNode,
+    is_abstract_type,
 )
 
 from resolvers.identity import (
@@ -35,6 +38,7 @@ from resolvers.identity import (
     EntityKey,
     IdentityUnavailableError,
 )
+from resolvers.loaders import UnavailableEntity
 from schema.errors import UpstreamUnavailableError
 
 # Office type -> office field -> (registry type, registry field). The key of each registry
@@ -95,18 +99,18 @@ def wanted_fields(info: Any, type_name: str, *path: str) -> frozenset[str]:
     hit = cache.get(key)
     if hit is not None and hit[0] is field_nodes and hit[1] is variables:
         return hit[2]
-    selected = _names_at(field_nodes, path, type_name, raw.fragments, variables)
+    selected = _names_at(field_nodes, path, type_name, _Walk(raw.schema, raw.fragments,
+                                                              variables))
     found = frozenset(readable & selected)
     cache[key] = (field_nodes, variables, found)  # holds both: their ids stay theirs
     return found
 
 
 def _names_at(nodes: Sequence[FieldNode], path: tuple[str, ...], type_name: str,
-              fragments: Mapping[str, FragmentDefinitionNode], variables: Any) -> set[str]:
+              walk: _Walk) -> set[str]:
     """Field names selected at `path` below `nodes`, as the executor will see them (@skip
     and @include applied); at the last step only fragments that apply to `type_name` count
     (an `_entities` selection holds every entity type's)."""
-    walk = _Walk(fragments, variables)
     sets = [node.selection_set for node in nodes if node.selection_set is not None]
     for step in path:
         sets = [field.selection_set for field in walk.fields(sets, None)
@@ -115,9 +119,21 @@ def _names_at(nodes: Sequence[FieldNode], path: tuple[str, ...], type_name: str,
 
 
 class _Walk:
-    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode], variables: Any) -> None:
+    def __init__(self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode],
+                 variables: Any) -> None:
+        self.schema = schema
         self.fragments = fragments
         self.variables = variables
+
+    def applies(self, condition: str, type_name: str) -> bool:
+        """Does a fragment on `condition` apply to objects of `type_name`? Its own name, or
+        an interface or union (`_Entity`) the type belongs to."""
+        if condition == type_name:
+            return True
+        abstract = self.schema.get_type(condition)
+        concrete = self.schema.get_type(type_name)
+        return (is_abstract_type(abstract) and isinstance(concrete, GraphQLObjectType)
+                and self.schema.is_sub_type(abstract, concrete))  # type: ignore[arg-type]
 
     def fields(self, sets: Iterable[SelectionSetNode], type_name: str | None
                ) -> Iterator[FieldNode]:
@@ -136,7 +152,7 @@ class _Walk:
                     continue
                 condition = fragment.type_condition
                 if type_name is not None and condition is not None and \
-                        condition.name.value != type_name:
+                        not self.applies(condition.name.value, type_name):
                     continue
                 yield from self.fields([fragment.selection_set], type_name)
 
@@ -185,23 +201,26 @@ async def fetch_identities(
     if not wanted:
         return [NO_IDENTITY] * len(keys_of)
     selections = selections_for(type_name, wanted)
-    keys: list[EntityKey] = []
+    keys: list[tuple[EntityKey, frozenset[str]]] = []
     for record in keys_of:
-        keys.extend(EntityKey(t, record[t]) for t in selections
+        keys.extend((EntityKey(t, record[t]), fields) for t, fields in selections.items()
                     if record.get(t) is not None)  # type: ignore[arg-type]
-    loader = info.context.loaders.identity_for(selections)
     try:
-        found = dict(zip(keys, await loader.load_many(keys), strict=True))
+        answers = await info.context.loaders.identity.load_many(keys)
     except IdentityUnavailableError as exc:
         failed = Identity(error=exc)
         return [failed] * len(keys_of)
+    found = {entity: answer for (entity, _fields), answer in zip(keys, answers, strict=True)}
     identities = []
     for record in keys_of:
         values: dict[str, Any] = {}
+        error: IdentityUnavailableError | None = None
         for field_name in wanted:
             registry_type, registry_field = UPSTREAM_FIELDS[type_name][field_name]
             key = record.get(registry_type)
             entity = found.get(EntityKey(registry_type, key)) if key is not None else None
-            values[field_name] = entity.get(registry_field) if entity else None
-        identities.append(Identity(values))
+            if isinstance(entity, UnavailableEntity):
+                error = entity.error
+            values[field_name] = entity.get(registry_field) if isinstance(entity, dict) else None
+        identities.append(Identity(error=error) if error is not None else Identity(values))
     return identities

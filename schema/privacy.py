@@ -29,6 +29,7 @@ from strawberry.extensions import SchemaExtension
 
 from schema.context import begin_operation
 from schema.errors import forbidden_field
+from schema.trail import PURPOSE_REQUIRED_MESSAGE, PurposeRequiredError, recorded
 
 ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
 
@@ -54,12 +55,14 @@ class FieldPolicy(SchemaExtension):
     def _selects_unreadable(self) -> bool:
         execution = self.execution_context
         readable = getattr(execution.context, "readable", None)
+        recorded = getattr(execution.context, "recorded", frozenset())
         document, query = execution.graphql_document, execution.query
         if readable is None or document is None or query is None:
             return True
         schema = execution.schema._schema
+        # A recorded field needs the hook too: it notes each value for the access trail.
         return any(
-            field_name not in readable.get(type_name, ())
+            field_name not in readable.get(type_name, ()) or (type_name, field_name) in recorded
             for type_name, field_name in selected_fields(schema, query, document)
         )
 
@@ -77,12 +80,18 @@ class FieldPolicy(SchemaExtension):
         context = info.context
         allowed = context.readable.get(type_name)
         if allowed is not None and field_name in allowed:
+            if (type_name, field_name) in context.recorded:
+                return recorded(_next(root, info, *args, **kwargs), root, type_name,
+                                field_name, info.path)
             return _next(root, info, *args, **kwargs)
         if field_name.startswith("__") or type_name.startswith("__"):
             # Introspection (__typename, __schema, __type and the types they return).
             return _next(root, info, *args, **kwargs)
         if type_name in ROOT_TYPES:
             raise forbidden_field(type_name, field_name)
+        if (type_name, field_name) in context.purpose_blocked:
+            # Readable by the role, recorded, and no purpose it may state: said so, per path.
+            raise PurposeRequiredError(PURPOSE_REQUIRED_MESSAGE)
         context.redacted.add((type_name, field_name))
         return None
 

@@ -8,8 +8,10 @@ fields that the caller's role may not read. It is a field like any other — the
 says who may read it (every role that may read the type) — and it holds no value of any
 record, only the role's decision, which the published access matrix already states.
 
-Values withheld per record (a suppressed small count, a coarsened location) are listed in
-`extensions.redacted` only: whether one is withheld depends on the record.
+Values withheld per record are listed too, for that record: a location the caller's
+precision coarsened away (`areaCode`, `area`) or a free text it withholds (no linking,
+SPEC rule 7), and a count below the caller's small-cell threshold. They say no more than
+the null beside them does, and tell it apart from a value that is unknown.
 """
 
 from __future__ import annotations
@@ -29,13 +31,41 @@ REDACTED_FIELDS = "redactedFields"
 MAX_TYPE_FIELDS = 40
 
 
-def redacted_fields(info: Ctx) -> list[str] | None:
-    """The GraphQL names of this type's fields the caller may not read, sorted."""
+def redacted_fields(root: Any, info: Ctx) -> list[str] | None:
+    """The GraphQL names of this object's fields hidden from the caller, sorted: the fields
+    its role may not read, and values withheld from this record. An awaitable when a
+    withheld count must be looked up first (graphql-core takes either)."""
     # The path's typename is the object type holding this field (never an interface).
     parent = info.schema._schema.get_type(info.path.typename or "")
     if not isinstance(parent, GraphQLObjectType):
         return None
-    return list(_hidden(parent, info.context.readable.get(parent.name, frozenset())))
+    hidden = _hidden(parent, info.context.readable.get(parent.name, frozenset()))
+    withheld = _placed_withheld(root, info, parent.name)
+    minimum = info.context.access.count_cell_minimum
+    if minimum is not None and parent.name == "Area" and "foreignerCount" not in hidden:
+        return _with_count(root, info, minimum, hidden, withheld)  # type: ignore[return-value]
+    return sorted({*hidden, *withheld}) if withheld else list(hidden)
+
+
+def _placed_withheld(root: Any, info: Ctx, type_name: str) -> set[str]:
+    """Location and free text the caller's precision withheld from this record."""
+    precision = info.context.access.location_precision.get(type_name)
+    if precision is None:
+        return set()
+    withheld = set()
+    if getattr(root, "located_code", "") is None:
+        withheld |= {"areaCode", "area"}
+    if getattr(root, "free_text", "") is None:
+        withheld |= precision.texts
+    return withheld
+
+
+async def _with_count(root: Any, info: Ctx, minimum: int, hidden: tuple[str, ...],
+                      withheld: set[str]) -> list[str]:
+    count = await info.context.loaders.foreigner_count.load(root.code)
+    if count < minimum:
+        withheld = {*withheld, "foreignerCount"}
+    return sorted({*hidden, *withheld})
 
 
 @lru_cache(maxsize=256)

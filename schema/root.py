@@ -95,9 +95,10 @@ FOREIGNER_ORDER_FIELDS = {
     ForeignerOrder.ID: ("Foreigner", "id"),
     ForeignerOrder.PERMIT_EXPIRES_ON: ("Foreigner", "permitExpiresOn"),
 }
-# People one name look-up may match: a page of the largest size. A broader name is refused
-# (narrow it), never truncated into a silently partial list.
-MAX_NAME_MATCHES = 1000
+# People in the whole registry one name look-up may match. Every match is then scoped here,
+# so what the caller sees depends on their own scope only; a name broader than this across
+# the registry is refused (narrow it), never truncated into a silently partial list.
+NAME_SCAN_LIMIT = 20_000
 
 
 def _page_size(first: int) -> int:
@@ -146,7 +147,7 @@ async def _foreigner_filter(info: Ctx,
             number, info.context.loaders.request_id)))
     if name is not None:
         named = set(await _registry_ids(info.context.loaders.identity_source.ids_by_name(
-            name, MAX_NAME_MATCHES, info.context.loaders.request_id)))
+            name, NAME_SCAN_LIMIT, info.context.loaders.request_id)))
         ids = named if ids is None else ids & named
     registry_ids = None if ids is None else tuple(sorted(ids))
     return queries.ForeignerFilter(**values, registry_ids=registry_ids)
@@ -157,8 +158,8 @@ async def _registry_ids(lookup: Awaitable[list[int]]) -> list[int]:
     try:
         return await lookup
     except LookupTooBroadError as exc:
-        raise BadInputError(f"the name matches more than {exc.limit} people: narrow it"
-                            ) from exc
+        raise BadInputError(f"the name matches more than {exc.limit} people in the "
+                            "registry: narrow it") from exc
     except IdentityUnavailableError as exc:
         raise UpstreamUnavailableError("the registry is unavailable; look-ups by name or "
                                        "document number cannot run") from exc

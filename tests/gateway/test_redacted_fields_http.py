@@ -46,3 +46,16 @@ def test_redacted_fields_of_an_area_as_public(deployment: Deployment) -> None:
     assert body["data"]["area"] == {
         "code": SETIABUDI,
         "redactedFields": ["byNationality", "byPermitType", "children", "parent"]}
+
+
+def test_withheld_locations_and_texts_are_listed_per_record_as_police(
+    deployment: Deployment,
+) -> None:
+    body = deployment.gql("{ reports(first: 100) { nodes { id text areaCode redactedFields } } }",
+                          "setiabudi_police")
+    nodes = body["data"]["reports"]["nodes"]
+    assert nodes
+    for node in nodes:
+        for field in ("text", "areaCode"):
+            # Null exactly when listed: hidden, never "unknown".
+            assert (node[field] is None) == (field in node["redactedFields"]), node

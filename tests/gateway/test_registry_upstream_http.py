@@ -137,8 +137,8 @@ def test_permits_identity_is_one_request_for_the_whole_page_as_immigration_offic
     assert all(n["permitNumber"] in numbers for n in nodes if n["permitNumber"])
     permits = {n for f in deployment.facts.permit_numbers.values() for n in f}
     assert numbers <= permits
-    # The page's level (the permit in force) and the permits' level.
-    assert len(deployment.registry.requests()) == 2
+    # The page's permits in force and the permits below them are fetched together.
+    assert len(deployment.registry.requests()) == 1
 
 
 def test_check_by_document_goes_through_the_registry_then_the_scope(
@@ -271,3 +271,32 @@ def test_skipped_and_other_type_fields_are_not_asked_for_as_immigration_officer(
     assert "errors" not in body
     # Nothing selected is identity once the directives are applied: no upstream request.
     assert deployment.registry.requests() == []
+
+
+def test_fragments_on_the_entity_union_still_get_identity_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    someone = deployment.facts.foreigners[3]
+    body = deployment.gql(
+        "query($id: ID!) { foreigner(id: $id) { id redactedFields "
+        "... on _Entity { ... on Foreigner { fullName birthDate } } } }",
+        "immigration_officer", id=str(someone["id"]))
+    assert body["data"]["foreigner"]["fullName"] == someone["full_name"]
+    assert body["data"]["foreigner"]["birthDate"] == someone["birth_date"].isoformat()
+
+
+def test_aliases_selecting_different_identity_share_one_request_as_immigration_supervisor(
+    deployment: Deployment,
+) -> None:
+    subsets = ["fullName", "passportNumber", "birthDate photoUrl", "permitNumber",
+               "fullName permits { number }", "photoUrl permits { sponsorName }"]
+    aliases = " ".join(
+        f"a{i}: foreigner(id: \"{f['id']}\") {{ id {subsets[i % len(subsets)]} }}"
+        for i, f in enumerate(deployment.facts.foreigners[:24]))
+    deployment.registry.clear_requests()
+    body = deployment.gql(f"{{ {aliases} }}", "immigration_supervisor")
+    assert "errors" not in body
+    assert body["data"]["a0"]["fullName"] == deployment.facts.foreigners[0]["full_name"]
+    # The root level (every alias's person and permit in force) and the permits below it:
+    # one request each at most (they may share one), never one per alias.
+    assert len(deployment.registry.requests()) <= 2

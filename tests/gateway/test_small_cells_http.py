@@ -63,3 +63,16 @@ def test_small_cells_are_exact_for_district(tiny_office: tuple[str, Counter[str]
     response = httpx.post(f"{base_url}/graphql", headers={"authorization": f"Bearer {token}"},
                           json={"query": f'{{ area(code: "{small}") {{ foreignerCount }} }}'})
     assert response.json()["data"]["area"]["foreignerCount"] == counts[small]
+
+
+def test_suppressed_counts_are_listed_in_band_as_public(
+    tiny_office: tuple[str, Counter[str]],
+) -> None:
+    base_url, _counts = tiny_office
+    response = httpx.post(f"{base_url}/graphql",
+                          json={"query": "{ areas { code foreignerCount redactedFields } }"})
+    areas = response.json()["data"]["areas"]
+    assert any(a["foreignerCount"] is None for a in areas)
+    for area in areas:
+        # Hidden (suppressed), told apart from unknown behind routers that drop extensions.
+        assert (area["foreignerCount"] is None) == ("foreignerCount" in area["redactedFields"])

@@ -145,6 +145,28 @@ def test_sisada_migrate_moves_identity_to_the_registry(old_office: tuple[str, st
     # The age band's base year: the first 1 January on which each was 0.
     ages = run_async(_rows(url, "SELECT id, age_base_year FROM foreigner ORDER BY id"))
     assert ages == [(7, 1991), (8, 1990)]
+    # Not on disk either: a dropped column's bytes, a rebuilt table's freed pages, the WAL.
+    raw = b"".join(path.read_bytes() for path in run_async(_files_of(url)))
+    for secret in ("Ada Lovelace", "X1234567", "2C26AB1234-Q", "PT Contoh", "Y7654321"):
+        assert secret.encode() not in raw, secret
+
+
+async def _files_of(url: str) -> list[Path]:
+    """The files holding the office's tables: the SQLite file and its WAL, or PostgreSQL's
+    relation files of the two tables identity was dropped from (after a checkpoint)."""
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        return [p for p in (path, Path(f"{path}-wal")) if p.exists()]
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("CHECKPOINT"))
+            data = await conn.scalar(text("SHOW data_directory"))
+            files = [await conn.scalar(text(f"SELECT pg_relation_filepath('{table}')"))
+                     for table in ("foreigner", "stay_permit")]
+    finally:
+        await engine.dispose()
+    return [Path(data) / name for name in files]
 
 
 async def _rows(url: str, statement: str) -> list[tuple[Any, ...]]:
