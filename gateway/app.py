@@ -24,6 +24,13 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
+from gateway.access_trail import (
+    PURPOSE_HEADER,
+    AccessView,
+    TrailWriter,
+    access_view,
+    stated_purpose,
+)
 from gateway.auth import AuthError, AuthUnavailableError, OfficerDirectory, TokenVerifier
 from gateway.cursors import cursor_key
 from gateway.http_guards import (
@@ -48,6 +55,7 @@ from schema.context import GraphQLContext, build_context
 from schema.limits import QueryLimits
 from schema.privacy import FieldPolicy
 from schema.root import build_schema, schema_fields
+from schema.trail import begin_reads
 
 STATIC = Path(__file__).parent / "static"
 
@@ -64,12 +72,16 @@ class SisadaGraphQL(GraphQL):
         access = self.app_state.access_for(principal)
         authenticated = principal.role != self.app_state.policy.policy.anonymous_role
         settings = self.app_state.settings
+        purpose = stated_purpose(request.headers.get(PURPOSE_HEADER))
+        view = self.app_state.view_for(access, purpose)
         budget = ExecutionBudget(settings.max_query_cost, settings.max_response_fields,
-                                 settings.request_timeout_seconds, access.readable,
+                                 settings.request_timeout_seconds, view.readable,
                                  settings.max_response_text_bytes)
         return build_context(principal, access, self.app_state.db, request, authenticated,
-                             budget, identity=getattr(self.app_state, "registry", None),
-                             request_id=uuid.uuid4().hex)
+                             budget, identity=self.app_state.registry,
+                             request_id=uuid.uuid4().hex, readable=view.readable,
+                             recorded=view.recorded, purpose_blocked=view.blocked,
+                             purpose=purpose)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -84,6 +96,7 @@ class SisadaGraphQL(GraphQL):
                                  "bytes", "DOCUMENT_TOO_LARGE")
         context = kwargs.get("context")
         budget: ExecutionBudget | None = getattr(context, "budget", None)
+        reads = begin_reads()
         try:
             async with asyncio.timeout(settings.request_timeout_seconds):
                 result = await super().execute_single(*args, **kwargs)
@@ -95,6 +108,9 @@ class SisadaGraphQL(GraphQL):
         if budget is not None and budget.stopped is not None:
             # Stopped in another operation of the batch, or unwound in a task of its own.
             return _stopped(budget.stopped)
+        if isinstance(context, GraphQLContext):
+            # Recorded values leave only with their trail entries (SPEC rule 6).
+            result = await self.app_state.trail.settle(result, reads, context, request_data)
         return result
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -215,6 +231,9 @@ class AppState:
         self.verifier = self._verifier(self.policy.policy)
         self._access_override = access_override
         self._access = self._compiled_access(self.policy)
+        self.trail = TrailWriter(self.db, settings.trail_write_timeout_seconds)
+        # Per (role, purpose allowed): what the role reads; rebuilt with the policy.
+        self._views: dict[tuple[str, bool], AccessView] = {}
 
     def _compiled_access(self, loaded: LoadedPolicy) -> dict[str, RoleAccess]:
         access = dict(loaded.compiled.by_role)
@@ -232,6 +251,16 @@ class AppState:
     def access_for(self, principal: Principal) -> RoleAccess:
         return self._access[principal.role]
 
+    def view_for(self, access: RoleAccess, purpose: str | None) -> AccessView:
+        """What `access`'s role reads having stated `purpose` (gateway/access_trail.py)."""
+        allowed = access.purpose_allows(purpose)
+        key = (access.role, allowed)
+        view = self._views.get(key)
+        if view is None:
+            view = access_view(access, allowed, self.settings.trail_enabled)
+            self._views[key] = view
+        return view
+
     def reload_policy(self) -> bool:
         """Load and compile the .polar files again (SIGHUP). A policy that does not load
         leaves the one in force untouched; requests already running finish under the old."""
@@ -243,6 +272,7 @@ class AppState:
         verifier = self._verifier(loaded.policy)
         access = self._compiled_access(loaded)
         self.policy, self.verifier, self._access = loaded, verifier, access
+        self._views = {}
         log.info("policy.reloaded", roles=sorted(loaded.policy.roles))
         return True
 

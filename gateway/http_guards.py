@@ -293,7 +293,7 @@ def cors_middleware(settings: Settings) -> Middleware:
         _CORSMiddleware,
         allow_origins=settings.cors_allow_origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "Sisada-Purpose"],
         # A browser client may read when to retry after a 429.
         expose_headers=["Retry-After"],
         allow_credentials=False,

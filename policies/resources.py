@@ -68,6 +68,13 @@ class Area(Located):
     level: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class AccessTrailEntry:
+    """An entry of the access trail: which office's reader it records (its city code)."""
+
+    office_code: str | None = None
+
+
 # Polar name (= GraphQL type name) → class and the fields data filtering may use.
 RESOURCES: dict[str, tuple[type, dict[str, type]]] = {
     "Foreigner": (Foreigner, {"id": int, **LOCATED_FIELDS}),
@@ -77,4 +84,5 @@ RESOURCES: dict[str, tuple[type, dict[str, type]]] = {
                             **LOCATED_FIELDS}),
     "Officer": (Officer, {"id": int, "office_area_code": str}),
     "Area": (Area, {"code": str, "level": str, **LOCATED_FIELDS}),
+    "AccessTrailEntry": (AccessTrailEntry, {"office_code": str}),
 }

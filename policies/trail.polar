@@ -29,3 +29,24 @@ may_state_purpose(role, name) if
 
 # Roles that read recorded fields only under a stated purpose they may state.
 purpose_required(role) if immigration(role);
+
+# Who reads the trail — entries name records and field names, never values: the head of
+# office the entries of its own office's readers (their area lies in the supervisor's
+# city), the auditor all of them. Nobody else reads it at all.
+allow(actor: Principal, "read", entry: AccessTrailEntry) if
+    actor.role = "immigration_supervisor" and
+    entry.office_code = actor.city;
+allow(actor: Principal, "read", _entry: AccessTrailEntry) if
+    actor.role = "auditor";
+
+trail_reader(role) if role in ["immigration_supervisor", "auditor"];
+
+readable(role, "Query", "accessTrail") if trail_reader(role);
+readable(role, "AccessTrailConnection", field) if
+    trail_reader(role) and
+    field in ["nodes", "pageInfo"];
+readable(role, "AccessTrailEntry", field) if
+    trail_reader(role) and
+    field in ["seq", "at", "issuer", "subject", "role", "area", "officerId", "recordType",
+              "recordId", "fields", "purpose", "requestId", "operationName", "documentHash",
+              "clientAddress"];

@@ -18,7 +18,15 @@ from policies import Principal, RoleAccess
 from policies.area_codes import LEVELS, AreaCodeError, level_of
 from policies.row_filters import Claim, Comparison, RowFilter
 from resolvers.ids import holds_integer
-from resolvers.models import Area, Foreigner, Officer, OfficerActivity, Report, Residence
+from resolvers.models import (
+    AccessTrailEntry,
+    Area,
+    Foreigner,
+    Officer,
+    OfficerActivity,
+    Report,
+    Residence,
+)
 
 Condition = ColumnElement[bool]
 
@@ -45,6 +53,7 @@ COLUMNS: dict[str, dict[str, ColumnElement[object]]] = {
                  "joint_operation": OfficerActivity.joint_operation,
                  **_located(OfficerActivity)},
     "Officer": {"id": Officer.id, "office_area_code": Officer.office_area_code},
+    "AccessTrailEntry": {"office_code": AccessTrailEntry.office_code},
     # Area codes are fixed-width per level, so an area's ancestor at a level is the prefix
     # of that width; an area above the level has none (NULL, as in policies.resources).
     "Area": {"code": Area.code, "level": Area.level,

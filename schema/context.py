@@ -82,9 +82,17 @@ def build_context(
     budget: ExecutionBudget | None = None,
     identity: IdentitySource | None = None,
     request_id: str = "",
+    *,
+    readable: Mapping[str, frozenset[str]] | None = None,
+    recorded: frozenset[tuple[str, str]] = frozenset(),
+    purpose_blocked: frozenset[tuple[str, str]] = frozenset(),
+    purpose: str | None = None,
 ) -> GraphQLContext:
     """`identity` is the central registry (resolvers.identity; none: identity fields are
-    unavailable); `request_id` travels with every upstream request of this one."""
+    unavailable); `request_id` travels with every upstream request of this one.
+    `readable` (default: the role's) is what the stated `purpose` leaves readable;
+    `recorded` fields are noted for the access trail, `purpose_blocked` ones withheld
+    with PURPOSE_REQUIRED (gateway/access_trail.py)."""
     scopes = {
         name: row_condition(name, access.row_filter(name, principal.area_level), principal)
         for name in SCOPED_TYPES
@@ -97,6 +105,9 @@ def build_context(
         scopes=scopes,
         request=request,
         authenticated=authenticated,
-        readable=access.readable,
+        readable=access.readable if readable is None else readable,
         budget=budget,
+        recorded=recorded,
+        purpose_blocked=purpose_blocked,
+        purpose=purpose,
     )

@@ -82,7 +82,7 @@ class FieldPolicy(SchemaExtension):
         if allowed is not None and field_name in allowed:
             if (type_name, field_name) in context.recorded:
                 return recorded(_next(root, info, *args, **kwargs), root, type_name,
-                                field_name, info.path)
+                                field_name, info)
             return _next(root, info, *args, **kwargs)
         if field_name.startswith("__") or type_name.startswith("__"):
             # Introspection (__typename, __schema, __type and the types they return).

@@ -17,7 +17,22 @@ from strawberry.types import ExecutionContext
 
 from resolvers import commands, queries
 from resolvers.identity import IdentityUnavailableError, LookupTooBroadError
-from resolvers.paging import CursorError, CursorSeal, Page, PageSizeError, check_page_size
+from resolvers.paging import (
+    CursorError,
+    CursorSeal,
+    Page,
+    PageSizeError,
+    check_page_size,
+    decode_cursor,
+)
+from resolvers.trail import CURSOR_KIND as TRAIL_CURSOR
+from resolvers.trail import TrailFilter, trail_page
+from schema.access_trail import (
+    AccessTrailConnection,
+    AccessTrailEntry,
+    AccessTrailFilter,
+    check_trail_filter,
+)
 from schema.activities import (
     Activity,
     ActivityConnection,
@@ -267,6 +282,38 @@ class Query:
             return None
         return ReportStatus(receipt_code=row["receipt_code"], status=row["status"],
                             updated_at=row["updated_at"])
+
+    @strawberry.field(description="The access trail, newest first: who was sent which "
+                                  "recorded fields of which record (names, never values).",
+                      metadata=weighted(STATEMENT_WEIGHT))
+    async def access_trail(
+        self,
+        info: Ctx,
+        filter: AccessTrailFilter | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> AccessTrailConnection | None:
+        check_trail_filter(info, filter)
+        given = filter or AccessTrailFilter()
+        foreigner = None
+        if given.foreigner_id is not None:
+            foreigner = int_id(given.foreigner_id)
+            if foreigner is None:
+                return AccessTrailConnection(nodes=[], page_info=PageInfo.of(
+                    Page(rows=[], end_cursor=None, has_next_page=False)))
+        filters = TrailFilter(subject=given.subject, role=given.role, purpose=given.purpose,
+                              since=given.since, until=given.until, foreigner_id=foreigner)
+        size, cursor = _page_size(first), opened_cursor(info, after)
+        after_seq = None
+        if cursor is not None:
+            try:
+                after_seq = int(decode_cursor(TRAIL_CURSOR, cursor)[0])
+            except (CursorError, IndexError, TypeError, ValueError) as exc:
+                raise BadInputError("invalid cursor") from exc
+        page = await trail_page(info.context.db, info.context.scopes["AccessTrailEntry"],
+                                filters, size, after_seq)
+        return AccessTrailConnection(nodes=[AccessTrailEntry.from_row(r) for r in page.rows],
+                                     page_info=PageInfo.of(page))
 
     @strawberry.field
     async def officer(self, info: Ctx, id: strawberry.ID) -> Officer | None:

@@ -41,15 +41,19 @@ TRAIL_UNAVAILABLE_MESSAGE = "the access trail cannot be written; recorded fields
 class TrailReads:
     """The recorded values one operation's response carries."""
 
-    __slots__ = ("fields_by_record", "paths")
+    __slots__ = ("fields_by_record", "operation_name", "paths")
 
     def __init__(self) -> None:
         self.fields_by_record: dict[tuple[str, str], set[str]] = {}
         self.paths: list[list[str | int]] = []
+        # The operation's name as the document gives it (the request may name none).
+        self.operation_name: str | None = None
 
-    def add(self, type_name: str, record_id: str, field_name: str, path: Any) -> None:
+    def add(self, type_name: str, record_id: str, field_name: str, info: Any) -> None:
         self.fields_by_record.setdefault((type_name, record_id), set()).add(field_name)
-        self.paths.append(path.as_list())
+        self.paths.append(info.path.as_list())
+        if self.operation_name is None and info.operation.name is not None:
+            self.operation_name = info.operation.name.value
 
     def records(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(type, id, sorted fields) per record, in a stable order."""
@@ -69,21 +73,21 @@ def current_reads() -> TrailReads | None:
     return _READS.get()
 
 
-def recorded(value: Any, root: Any, type_name: str, field_name: str, path: Any) -> Any:
+def recorded(value: Any, root: Any, type_name: str, field_name: str, info: Any) -> Any:
     """`value` as resolved, noted when it is a value (None is no read). An awaitable is
     noted once it resolves."""
     if inspect.isawaitable(value):
-        return _recorded_later(value, root, type_name, field_name, path)
+        return _recorded_later(value, root, type_name, field_name, info)
     if value is not None:
         reads = _READS.get()
         if reads is not None:
-            reads.add(type_name, _record_id(root), field_name, path)
+            reads.add(type_name, _record_id(root), field_name, info)
     return value
 
 
 async def _recorded_later(value: Awaitable[Any], root: Any, type_name: str, field_name: str,
-                          path: Any) -> Any:
-    return recorded(await value, root, type_name, field_name, path)
+                          info: Any) -> Any:
+    return recorded(await value, root, type_name, field_name, info)
 
 
 def _record_id(root: Any) -> str:

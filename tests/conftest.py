@@ -32,6 +32,15 @@ from resolvers.seed import seed_database
 from schema.root import build_schema, schema_fields
 
 TEST_SECRET = "sisada-test-secret-" + "k" * 40
+# The purpose test requests state (Sisada-Purpose): immigration reads recorded fields only
+# under one (policies/trail.polar); other roles' requests are unaffected by it.
+PURPOSE = "field_check"
+
+
+def purpose_headers(purpose: str | None = PURPOSE) -> dict[str, str]:
+    return {} if purpose is None else {"sisada-purpose": purpose}
+
+
 # The gateway's service credential at the stand-in registry.
 REGISTRY_TOKEN = "sisada-test-registry-" + "r" * 32
 SEED_FOREIGNERS = 600
@@ -207,8 +216,9 @@ class Deployment:
         return mint_dev_token(self.settings, role, area=area, officer_id=officer)
 
     def post(self, query: str, persona: str = "public", variables: dict[str, Any] | None = None,
-             token: str | None = None) -> httpx.Response:
-        headers = {}
+             token: str | None = None, purpose: str | None = PURPOSE) -> httpx.Response:
+        """POST as `persona`, stating `purpose` (None: no Sisada-Purpose header)."""
+        headers = purpose_headers(purpose)
         bearer = token or self.token(persona)
         if bearer:
             headers["authorization"] = f"Bearer {bearer}"
@@ -218,6 +228,7 @@ class Deployment:
         return self.client.post(f"{self.base_url}/graphql", json=body, headers=headers)
 
     def gql(self, query: str, persona: str = "public", **variables: Any) -> dict[str, Any]:
+        """The JSON answer, as `persona` with the default purpose (post() to choose one)."""
         response = self.post(query, persona, variables or None)
         assert response.status_code == 200, response.text
         return response.json()

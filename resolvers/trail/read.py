@@ -31,6 +31,8 @@ class TrailFilter:
     purpose: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    # Entries about this foreigner and their stay permits (a data subject's question).
+    foreigner_id: int | None = None
 
 
 def entry_dict(row: RowMapping) -> dict[str, Any]:
@@ -72,6 +74,8 @@ def _conditions(filters: TrailFilter) -> list[ColumnElement[bool]]:
         value = getattr(filters, column)
         if value is not None:
             conditions.append(TABLE.c[column] == value)
+    if filters.foreigner_id is not None:
+        conditions.append(about_foreigner(filters.foreigner_id))
     if filters.since is not None:
         conditions.append(TABLE.c.at >= _stored_time(filters.since))
     if filters.until is not None:
@@ -87,12 +91,14 @@ def _stored_time(value: dt.datetime) -> dt.datetime:
 async def entries_about_foreigner(db: Database, foreigner_id: int) -> list[dict[str, Any]]:
     """Every entry about a foreigner and their stay permits, oldest first: what a data
     subject's request for "who processed my data" is answered with."""
+    statement = (select(*(TABLE.c[column] for column in SHOWN_COLUMNS))
+                 .where(about_foreigner(foreigner_id)).order_by(TABLE.c.seq))
+    return [entry_dict(row) for row in await db.all(statement)]
+
+
+def about_foreigner(foreigner_id: int) -> ColumnElement[bool]:
+    """Entries about a foreigner's record and about their stay permits' records."""
     permits = select(cast(StayPermit.id, String)).where(
         StayPermit.foreigner_id == foreigner_id).scalar_subquery()
-    statement = (select(*(TABLE.c[column] for column in SHOWN_COLUMNS))
-                 .where(or_(and_(TABLE.c.record_type == "Foreigner",
-                                 TABLE.c.record_id == str(foreigner_id)),
-                            and_(TABLE.c.record_type == "StayPermit",
-                                 TABLE.c.record_id.in_(permits))))
-                 .order_by(TABLE.c.seq))
-    return [entry_dict(row) for row in await db.all(statement)]
+    return or_(and_(TABLE.c.record_type == "Foreigner", TABLE.c.record_id == str(foreigner_id)),
+               and_(TABLE.c.record_type == "StayPermit", TABLE.c.record_id.in_(permits)))

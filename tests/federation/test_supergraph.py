@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SETIABUDI, TEBET, TEST_SECRET, Deployment, free_port
+from conftest import SETIABUDI, TEBET, TEST_SECRET, Deployment, free_port, purpose_headers
 
 JS = Path(__file__).resolve().parent.parent / "js"
 SISADA = Path(sys.executable).with_name("sisada")
@@ -111,7 +111,7 @@ class Supergraph:
 
     def post(self, router: str, query: str, persona: str = "public",
              token: str | None = None) -> httpx.Response:
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **purpose_headers()}
         bearer = token or self.deployment.token(persona)
         if bearer:
             headers["authorization"] = f"Bearer {bearer}"

@@ -30,6 +30,10 @@ class SisadaDataSource extends RemoteGraphQLDataSource {
     if (this.name === SISADA && context.authorization) {
       request.http.headers.set('authorization', context.authorization);
     }
+    // The user's stated purpose (access trail) travels with their token, to Sisada only.
+    if (this.name === SISADA && context.purpose) {
+      request.http.headers.set('sisada-purpose', context.purpose);
+    }
   }
 
   async errorFromResponse(response) {
@@ -58,6 +62,7 @@ const { url } = await startStandaloneServer(server, {
   listen: { host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 4000) },
   context: async ({ req }) => ({
     authorization: req.headers.authorization,
+    purpose: req.headers['sisada-purpose'],
     clientAddress: peerAddress(req.socket),
   }),
 });

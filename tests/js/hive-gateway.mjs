@@ -30,6 +30,9 @@ const gateway = createGatewayRuntime({
       const headers = { [CLIENT_ADDRESS]: request.headers.get(CLIENT_ADDRESS) };
       if (subgraphName === SISADA) {
         headers.authorization = request.headers.get('authorization');
+        // The user's stated purpose (access trail) travels with their token, to Sisada only.
+        const purpose = request.headers.get('sisada-purpose');
+        if (purpose) headers['sisada-purpose'] = purpose;
       }
       return headers;
     },
