@@ -326,6 +326,14 @@ def _demo(settings: Settings, policy: Policy, host: str, port: int,
           "-H \"authorization: Bearer $TOKEN_POLICE\" "
           "-d '{\"query\":\"{ foreigners(first: 3) { nodes { id fullName nationality "
           "permitType residence { streetAddress areaCode } } } }\"}'")
+    purposes = policy.purposes()
+    if purposes:
+        # Identity is recorded in the access trail with the purpose the caller states.
+        print(f"  curl -s {url} -H 'content-type: application/json' "
+              "-H \"authorization: Bearer $TOKEN_IMMIGRATION_OFFICER\" "
+              f"-H 'sisada-purpose: {purposes[0]}' "
+              "-d '{\"query\":\"{ foreigners(first: 3) { nodes { id fullName nationality } } }\"}'")
+        print(f"  (purposes: {', '.join(purposes)})")
     print(f"  curl -s {url} -H 'content-type: application/json' "
           "-d '{\"query\":\"{ areas(level: \\\"kecamatan\\\") { code name foreignerCount } }\"}'")
     print(flush=True)

@@ -61,6 +61,27 @@
     input.focus();
   });
 
+  // The stated purpose (policies/trail.polar): identity fields are recorded in the access
+  // trail with it, and roles that must state one read them only with one they may state.
+  var PURPOSE_KEY = "sisada.graphiql.purpose";
+  var purposeInput = document.getElementById("sisada-purpose");
+  var purpose = "";
+  try {
+    purpose = window.localStorage.getItem(PURPOSE_KEY) || "";
+  } catch (e) {
+    purpose = "";
+  }
+  purposeInput.value = purpose;
+  purposeInput.addEventListener("input", function () {
+    purpose = purposeInput.value.trim();
+    try {
+      if (purpose) window.localStorage.setItem(PURPOSE_KEY, purpose);
+      else window.localStorage.removeItem(PURPOSE_KEY);
+    } catch (e) {
+      /* storage disabled: the purpose still applies to this page view */
+    }
+  });
+
   var root = document.getElementById("graphiql");
   if (!window.React || !window.ReactDOM || !window.GraphiQL) {
     root.textContent = "GraphiQL assets failed to load from /graphiql-static/.";
@@ -74,6 +95,7 @@
   function fetcher(graphQLParams, opts) {
     var headers = {};
     if (token) headers.Authorization = "Bearer " + token;
+    if (purpose) headers["Sisada-Purpose"] = purpose;
     var extra = (opts && opts.headers) || {};
     for (var k in extra) {
       if (Object.prototype.hasOwnProperty.call(extra, k)) headers[k] = extra[k];
