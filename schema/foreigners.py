@@ -21,7 +21,7 @@ from schema.common import (
     selects,
 )
 from schema.cost import AWAITED_FIELD_WEIGHT, COUNT_WEIGHT, PAGE, bounded, weighted
-from schema.identity import NO_IDENTITY, Identity, fetch_identities, wanted_fields
+from schema.identity import Unavailable, fetch_identities, wanted_fields
 from schema.redaction import redacted_fields_field
 from schema.residences import Residence, prefetch_areas
 
@@ -62,16 +62,12 @@ class StayPermit:
     sponsor_type: str | None
     redacted_fields: list[str] | None = redacted_fields_field()
     db_id: strawberry.Private[int]
-    # The permit document's number and sponsor, from the registry (schema.identity).
-    identity: strawberry.Private[Identity] = NO_IDENTITY
-
-    @strawberry.field(description="The permit document's number (from the registry).")
-    def number(self) -> str | None:
-        return self.identity.get("number")
-
-    @strawberry.field(description="The sponsor's name (from the registry).")
-    def sponsor_name(self) -> str | None:
-        return self.identity.get("sponsorName")
+    # The permit document's number and sponsor: from the registry (schema.identity), set
+    # when the query selects them and the caller may read them; else null.
+    number: str | None = strawberry.field(
+        default=None, description="The permit document's number (from the registry).")
+    sponsor_name: str | None = strawberry.field(
+        default=None, description="The sponsor's name (from the registry).")
 
     @classmethod
     def from_row(cls, row: Any) -> StayPermit:
@@ -94,8 +90,8 @@ async def attach_permit_identity(info: Ctx, permits: Sequence[StayPermit],
         return
     found = await fetch_identities(info, "StayPermit", wanted,
                                    [{PERMIT_DOCUMENT: p.db_id} for p in permits])
-    for permit, identity in zip(permits, found, strict=True):
-        permit.identity = identity
+    for permit, values in zip(permits, found, strict=True):
+        _assign(permit, "StayPermit", values)
 
 
 @strawberry.federation.type(keys=["id"])
@@ -115,31 +111,20 @@ class Foreigner:
     db_id: strawberry.Private[int]
     # The permit in force (its document number is identity, in the registry).
     permit_id: strawberry.Private[int | None] = None
-    # Name, passport, birth date, photo and permit number, from the registry.
-    identity: strawberry.Private[Identity] = NO_IDENTITY
     # Set when the list resolver fetched the permits of the whole page (fetch_page_relations).
     prefetched_permits: strawberry.Private[Any] = NOT_FETCHED
-
-    @strawberry.field(description="Full name (from the registry).")
-    def full_name(self) -> str | None:
-        return self.identity.get("fullName")
-
-    @strawberry.field(description="Passport number (from the registry).")
-    def passport_number(self) -> str | None:
-        return self.identity.get("passportNumber")
-
-    @strawberry.field(description="Birth date (from the registry).")
-    def birth_date(self) -> dt.date | None:
-        value = self.identity.get("birthDate")
-        return _iso_date(value)
-
-    @strawberry.field(description="Photo (from the registry).")
-    def photo_url(self) -> str | None:
-        return self.identity.get("photoUrl")
-
-    @strawberry.field(description="Number of the permit in force (from the registry).")
-    def permit_number(self) -> str | None:
-        return self.identity.get("permitNumber")
+    # Identity, from the registry (schema.identity): set when the query selects the field
+    # and the caller may read it (plain values, so a page of names costs no resolver calls).
+    full_name: str | None = strawberry.field(default=None,
+                                             description="Full name (from the registry).")
+    passport_number: str | None = strawberry.field(
+        default=None, description="Passport number (from the registry).")
+    birth_date: dt.date | None = strawberry.field(default=None,
+                                                  description="Birth date (from the registry).")
+    photo_url: str | None = strawberry.field(default=None,
+                                             description="Photo (from the registry).")
+    permit_number: str | None = strawberry.field(
+        default=None, description="Number of the permit in force (from the registry).")
 
     @classmethod
     def from_row(cls, row: Any) -> Foreigner:
@@ -207,8 +192,26 @@ async def attach_identity(info: Ctx, foreigners: Sequence[Foreigner], *path: str
     found = await fetch_identities(
         info, "Foreigner", wanted,
         [{PERSON: f.db_id, PERMIT_DOCUMENT: f.permit_id} for f in foreigners])
-    for foreigner, identity in zip(foreigners, found, strict=True):
-        foreigner.identity = identity
+    for foreigner, values in zip(foreigners, found, strict=True):
+        _assign(foreigner, "Foreigner", values)
+
+
+def _assign(record: Any, type_name: str, values: dict[str, Any]) -> None:
+    """Set a record's identity attributes (office field names) from the registry's values;
+    a registry date arrives as ISO text."""
+    for field_name, value in values.items():
+        if field_name == "birthDate" and not isinstance(value, Unavailable):
+            value = _iso_date(value)
+        setattr(record, ATTRIBUTES[type_name][field_name], value)
+
+
+# Office field (GraphQL name) → attribute, for the identity fields of each type.
+ATTRIBUTES = {
+    "Foreigner": {"fullName": "full_name", "passportNumber": "passport_number",
+                  "birthDate": "birth_date", "photoUrl": "photo_url",
+                  "permitNumber": "permit_number"},
+    "StayPermit": {"number": "number", "sponsorName": "sponsor_name"},
+}
 
 
 async def fetch_page_relations(info: Ctx, nodes: list[Foreigner]) -> None:

@@ -61,26 +61,24 @@ UPSTREAM_FIELDS: Mapping[str, Mapping[str, tuple[str, str]]] = {
 UNAVAILABLE_MESSAGE = "the registry is unavailable; identity fields are null"
 
 
-class Identity:
-    """What the registry answered for one record: values by office field name, or the
-    failure that every selected identity field of the record reports at its own path."""
+class Unavailable:
+    """In place of an identity value the registry could not give: the field resolves to an
+    UPSTREAM_UNAVAILABLE error at its own path (`resolve_attribute`), not to a quiet null."""
 
-    __slots__ = ("error", "values")
+    __slots__ = ("error",)
 
-    def __init__(self, values: Mapping[str, Any] | None = None,
-                 error: IdentityUnavailableError | None = None) -> None:
-        self.values = values or {}
+    def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def get(self, field_name: str) -> Any:
-        if self.error is not None:
-            raise UpstreamUnavailableError(UNAVAILABLE_MESSAGE) from self.error
-        return self.values.get(field_name)
 
-
-# Nothing was asked of the registry for this record (no identity field selected or
-# readable): every identity field is null, no error.
-NO_IDENTITY = Identity()
+def resolve_attribute(source: Any, name: str) -> Any:
+    """The schema's default resolver (StrawberryConfig): `getattr`, except that an
+    `Unavailable` value raises. Identity fields are plain attributes, so a page of names
+    costs no resolver call per field and record."""
+    value = getattr(source, name)
+    if type(value) is Unavailable:
+        raise UpstreamUnavailableError(UNAVAILABLE_MESSAGE) from value.error
+    return value
 
 
 def wanted_fields(info: Any, type_name: str, *path: str) -> frozenset[str]:
@@ -195,11 +193,10 @@ def selections_for(type_name: str, fields: Iterable[str]) -> dict[str, frozenset
 async def fetch_identities(
     info: Any, type_name: str, wanted: frozenset[str],
     keys_of: Sequence[Mapping[str, int | None]],
-) -> list[Identity]:
-    """One Identity per record. `keys_of[i]` maps each registry type to record i's key
-    there (None: the record has none, e.g. no current permit). One loader batch for all."""
-    if not wanted:
-        return [NO_IDENTITY] * len(keys_of)
+) -> list[dict[str, Any]]:
+    """Per record, its wanted identity fields (office names) → value, or `Unavailable`.
+    `keys_of[i]` maps each registry type to record i's key there (None: the record has
+    none, e.g. no current permit). One loader batch for all."""
     selections = selections_for(type_name, wanted)
     keys: list[tuple[EntityKey, frozenset[str]]] = []
     for record in keys_of:
@@ -208,19 +205,22 @@ async def fetch_identities(
     try:
         answers = await info.context.loaders.identity.load_many(keys)
     except IdentityUnavailableError as exc:
-        failed = Identity(error=exc)
-        return [failed] * len(keys_of)
+        failed = Unavailable(exc)
+        return [dict.fromkeys(wanted, failed) for _record in keys_of]
     found = {entity: answer for (entity, _fields), answer in zip(keys, answers, strict=True)}
+    upstream = UPSTREAM_FIELDS[type_name]
     identities = []
     for record in keys_of:
         values: dict[str, Any] = {}
-        error: IdentityUnavailableError | None = None
         for field_name in wanted:
-            registry_type, registry_field = UPSTREAM_FIELDS[type_name][field_name]
+            registry_type, registry_field = upstream[field_name]
             key = record.get(registry_type)
             entity = found.get(EntityKey(registry_type, key)) if key is not None else None
             if isinstance(entity, UnavailableEntity):
-                error = entity.error
-            values[field_name] = entity.get(registry_field) if isinstance(entity, dict) else None
-        identities.append(Identity(error=error) if error is not None else Identity(values))
+                values[field_name] = Unavailable(entity.error)
+            elif isinstance(entity, dict):
+                values[field_name] = entity.get(registry_field)
+            else:
+                values[field_name] = None
+        identities.append(values)
     return identities

@@ -76,6 +76,7 @@ from schema.foreigners import (
     fetch_page_relations,
     load_foreigner,
 )
+from schema.identity import resolve_attribute
 from schema.limits import QueryLimits, QueryLimitsExtension
 from schema.me import Me
 from schema.privacy import FieldPolicy, PolicyMiddleware
@@ -525,7 +526,8 @@ def build_schema(
         mutation=Mutation,
         types=[Foreigner, Area],
         extensions=extensions,
-        config=StrawberryConfig(batching_config={"max_operations": max_batch_operations}),
+        config=StrawberryConfig(batching_config={"max_operations": max_batch_operations},
+                                default_resolver=resolve_attribute),
         execution_context_class=BudgetedExecutor,
         # Pinned: Strawberry's default (2.11) is refused by older routers and by The Guild's
         # composition; 2.3 serves what the SDL uses (@key, @shareable) and all of them take it.

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REGISTRY_TOKEN, Deployment, ServerThread
+from conftest import REGISTRY_TOKEN, Deployment, ServerThread, purpose_headers
 from registry_process import RegistryProcess
 
 from gateway.app import create_app
@@ -198,7 +198,7 @@ def fragile(deployment: Deployment, tmp_path: Path) -> Iterator[tuple[str, Regis
 def _post(base_url: str, deployment: Deployment, query: str) -> httpx.Response:
     token = deployment.token("immigration_officer")
     return httpx.post(f"{base_url}/graphql", json={"query": query}, timeout=30,
-                      headers={"authorization": f"Bearer {token}"})
+                      headers={"authorization": f"Bearer {token}", **purpose_headers()})
 
 
 def test_registry_down_nulls_identity_with_one_error_per_path_as_immigration_officer(
