@@ -18,6 +18,9 @@ registry as its own process recording every request it receives (`sisada registr
   names are null by policy, and the registry is never called).
 
 Prints a table per backend and a PASS/FAIL line per bar; exits non-zero if a bar fails.
+`--profile N` adds cProfile tables (gateway and registry); `--decompose R` times the parts
+of the names' cost without a profiler (registry, reading its answer, the gateway's own
+share with an in-memory identity source, with and without the access trail).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from bench.run import (
     Databases,
     Registry,
     Server,
+    headers,
     postgres_database,
     sqlite_database,
     start,
@@ -112,7 +116,7 @@ def gateway_request(client: httpx.Client, server: Server, case: Case, token: str
     started = time.perf_counter()
     response = client.post(f"{server.url}/graphql",
                            json={"query": case.query, "variables": {"first": case.first}},
-                           headers={"authorization": f"Bearer {token}"})
+                           headers=headers(token, case.persona))
     elapsed = time.perf_counter() - started
     response.raise_for_status()
     body = response.json()
@@ -224,6 +228,11 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[str, list[tuple
             if args.profile:
                 profile = profile_gateway(server, toks, args.profile, backend)
                 profile += "\n\n" + profile_registry(dbs.registry, entities_body, args.profile)
+            if args.decompose:
+                stop([server])
+                server = None
+                parts = decompose(dbs, registry, toks, entities_body, args.decompose)
+                profile = (profile + "\n\n" if profile else "") + parts
         finally:
             if server is not None:
                 stop([server])
@@ -245,6 +254,125 @@ def _per_function(stats: pstats.Stats, requests: int) -> dict[str, tuple[float, 
         table[f"{short}:{line} {name}"] = (tottime / requests, cumtime / requests,
                                            calls // requests)
     return table
+
+
+EXTRA_PLAIN = ("query($first: Int!) { foreigners(first: $first) { nodes { id sex ageBand "
+               "nationality permitType residence { areaCode } } } }")
+
+
+class _MemoryIdentity:
+    """An identity source answering from a dict, at once: the gateway's own share of names
+    (loader, attaching, resolving, encoding), without the registry."""
+
+    def __init__(self, people: dict[int, dict[str, Any]]) -> None:
+        self.people = people
+
+    async def entities(self, keys: Any, selections: Any, request_id: str) -> list[Any]:
+        return [{f: self.people[k.id][f] for f in selections[k.type_name]} for k in keys]
+
+    async def ids_by_document(self, number: str, request_id: str) -> list[int]:
+        return []
+
+    async def ids_by_name(self, text: str, limit: int, request_id: str) -> list[int]:
+        return []
+
+
+def decompose(dbs: Databases, registry: Registry, toks: dict[str, str], entities_body: bytes,
+              rounds: int) -> str:
+    """Without a profiler: the gateway in this process (ASGI transport, no HTTP to it) with
+    its real registry client, the same with an in-memory identity source, the plain list and
+    the plain list with two more plain-attribute fields; the registry over HTTP; inside the
+    registry, its SQL and its GraphQL execution apart. Interleaved, medians."""
+    import asyncio
+
+    import orjson
+    from sqlalchemy import select
+
+    from examples.registry.models import Person
+    from examples.registry.schema import RegistryContext, build_registry_schema
+    from gateway.app import create_app
+    from resolvers.db import create_engine
+
+    async def run() -> dict[str, float]:
+        settings = bench_settings(dbs.office, registry.url, BENCH_REGISTRY_TOKEN)
+        real, memory = create_app(settings), create_app(settings)
+        # The same without the access trail (the identity reads are then not recorded):
+        # what recording 1,000 reads costs, where the gateway records them.
+        untrailed = create_app(settings.model_copy(update={"trail_enabled": False}))
+        sent = headers(toks["immigration"], "immigration")
+        registry_headers = {"authorization": f"Bearer {BENCH_REGISTRY_TOKEN}",
+                            "content-type": "application/json"}
+        request = orjson.loads(entities_body)
+        ids = [int(r["id"]) for r in request["variables"]["representations"]]
+        schema, engine = build_registry_schema(), create_engine(dbs.registry)
+        registry_context = RegistryContext(engine=engine)
+        samples: dict[str, list[float]] = {}
+        async with real.router.lifespan_context(real), \
+                memory.router.lifespan_context(memory), \
+                untrailed.router.lifespan_context(untrailed), \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=untrailed),
+                                  base_url="http://gateway", timeout=60) as untrailed_client, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=real),
+                                  base_url="http://gateway", timeout=60) as real_client, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=memory),
+                                  base_url="http://gateway", timeout=60) as memory_client, \
+                httpx.AsyncClient(timeout=60) as upstream:
+            answer = await real_client.post("/graphql", headers=sent, json={
+                "query": NAMES, "variables": {"first": 1000}})
+            people = _MemoryIdentity({
+                int(n["id"]): n for n in answer.json()["data"]["foreigners"]["nodes"]})
+            memory.state.sisada.registry = untrailed.state.sisada.registry = people
+
+            async def gateway(client: httpx.AsyncClient, query: str) -> None:
+                response = await client.post("/graphql", headers=sent, json={
+                    "query": query, "variables": {"first": 1000}})
+                if response.json().get("errors"):
+                    raise RuntimeError(response.text[:300])
+
+            async def over_http() -> None:
+                response = await upstream.post(registry.url, content=entities_body,
+                                               headers=registry_headers)
+                orjson.loads(response.content)
+
+            async def sql() -> None:
+                async with engine.connect() as conn:
+                    await conn.execute(select(Person.id, Person.full_name,
+                                              Person.passport_number).where(Person.id.in_(ids)))
+
+            async def execute() -> None:
+                await schema.execute(request["query"], variable_values=request["variables"],
+                                     context_value=registry_context)
+
+            parts = {
+                "gateway: list without identity fields": lambda: gateway(memory_client, PLAIN),
+                "gateway: + two plain-attribute fields (sex, ageBand)":
+                    lambda: gateway(memory_client, EXTRA_PLAIN),
+                "gateway: with names, in-memory identity source":
+                    lambda: gateway(memory_client, NAMES),
+                "gateway: with names, in-memory identity source, trail off":
+                    lambda: gateway(untrailed_client, NAMES),
+                "gateway: with names, the registry over HTTP": lambda: gateway(real_client, NAMES),
+                "registry over HTTP (its request, answer read)": over_http,
+                "registry: its SQL alone": sql,
+                "registry: schema.execute (SQL included)": execute,
+            }
+            rng = random.Random(5)
+            for round_no in range(rounds + 3):
+                order = list(parts)
+                rng.shuffle(order)
+                for name in order:
+                    started = time.perf_counter()
+                    await parts[name]()
+                    if round_no >= 3:
+                        samples.setdefault(name, []).append(time.perf_counter() - started)
+        await engine.dispose()
+        return {name: statistics.median(samples[name]) for name in parts}
+
+    medians = asyncio.run(run())
+    lines = [f"#### Where the names' time goes, without a profiler ({rounds} interleaved "
+             "rounds, medians, the gateway in-process)", "", "| part | median ms |", "|---|---|"]
+    lines += [f"| {name} | {value * 1000:.1f} |" for name, value in medians.items()]
+    return "\n".join(lines)
 
 
 def profile_gateway(server: Server, toks: dict[str, str], requests: int, backend: str) -> str:
@@ -381,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="after the rounds, profile N requests of each 1,000-row list in "
                              "the gateway (cProfile) and the registry's answer alone")
+    parser.add_argument("--decompose", type=int, default=0, metavar="R",
+                        help="after the rounds, time the parts of the names' cost without a "
+                             "profiler (R interleaved rounds, gateway in-process)")
     args = parser.parse_args(argv)
     if args.foreigners < 1000:
         parser.error("--foreigners must be at least 1000 (the list is 1,000 rows)")

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -47,6 +49,17 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SETIABUDI = "31.74.02"
+# Identity reads are recorded in the access trail under a stated purpose (policies/
+# trail.polar): immigration states one, as its frontends do; other roles read no identity.
+PURPOSE = "permit_supervision"
+
+
+def headers(token: str, persona: str) -> dict[str, str]:
+    """A persona's request headers: its bearer token, and a purpose where it reads identity."""
+    found = {"authorization": f"Bearer {token}"} if token else {}
+    if persona.startswith("immigration"):
+        found["sisada-purpose"] = PURPOSE
+    return found
 
 LIST = """query($first: Int!) { foreigners(first: $first) { nodes {
   id fullName passportNumber nationality sex ageBand permitType permitStatus permitExpiresOn
@@ -159,7 +172,18 @@ def sqlite_database(foreigners: int) -> Databases:
         asyncio.run(_seed(pending, foreigners))
         seeding[1].rename(registry)
         seeding[0].rename(office)
-    return Databases(f"sqlite+aiosqlite:///{office}", f"sqlite+aiosqlite:///{registry}")
+    # Each run works on its own copy of the office database: the gateway appends to the
+    # access trail (append-only, never cleared) on every identity read, and a trail grown
+    # by earlier runs must not weigh on this one. The registry's is only read.
+    working = DATA / f"run-{os.getpid()}-{office.name}"
+    shutil.copyfile(office, working)
+    atexit.register(_remove_sqlite, working)
+    return Databases(f"sqlite+aiosqlite:///{working}", f"sqlite+aiosqlite:///{registry}")
+
+
+def _remove_sqlite(path: Path) -> None:
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -316,7 +340,7 @@ def request(client: httpx.Client, server: Server, case: Case, token: str) -> tup
         started = time.perf_counter()
         response = client.post(f"{server.url}/graphql",
                                json={"query": case.query, "variables": case.variables},
-                               headers={"authorization": f"Bearer {token}"})
+                               headers=headers(token, case.persona))
     elapsed = time.perf_counter() - started
     response.raise_for_status()
     body = response.json()
@@ -335,7 +359,7 @@ async def _load(server: Server, case: Case, token: str, clients: int, seconds: f
     done = 0
     deadline = time.monotonic() + seconds
     payload = {"query": case.query, "variables": case.variables}
-    headers = {"authorization": f"Bearer {token}"}
+    sent = headers(token, case.persona)
     limits = httpx.Limits(max_connections=clients)
 
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
@@ -343,7 +367,7 @@ async def _load(server: Server, case: Case, token: str, clients: int, seconds: f
             nonlocal done
             while time.monotonic() < deadline:
                 response = await client.post(f"{server.url}/graphql", json=payload,
-                                             headers=headers)
+                                             headers=sent)
                 response.raise_for_status()
                 done += 1
 
@@ -365,8 +389,8 @@ def deep_cursor(position: int) -> str:
 def discover(client: httpx.Client, server: Server, toks: dict[str, str], foreigners: int
              ) -> dict[str, Any]:
     """A passport number to check and a cursor deep in the table."""
-    body = client.post(f"{server.url}/graphql", headers={
-        "authorization": f"Bearer {toks['immigration']}"},
+    body = client.post(f"{server.url}/graphql", headers=headers(toks["immigration"],
+                                                                "immigration"),
         json={"query": "{ foreigners(first: 1) { nodes { passportNumber } } }"}).json()
     return {
         "passport": body["data"]["foreigners"]["nodes"][0]["passportNumber"],

@@ -41,6 +41,7 @@ from graphql import (
 
 from bench.run import (
     Databases,
+    headers,
     postgres_database,
     sqlite_database,
     start,
@@ -229,13 +230,13 @@ def _an_rw(url: str) -> str:
     return str(_scalar(url, "SELECT min(code) FROM area WHERE level = 'rw'"))
 
 
-def _post(client: httpx.Client, base: str, token: str, family: Family, n: int
+def _post(client: httpx.Client, base: str, role: str, token: str, family: Family, n: int
           ) -> httpx.Response:
     query, variables = family.make(n)
     operation = {"query": query, "variables": variables}
-    headers = {"authorization": f"Bearer {token}"} if token else {}
     body: Any = [operation] * 10 if family.batch else operation
-    return client.post(f"{base}/graphql", json=body, headers=headers, timeout=TIMEOUT)
+    return client.post(f"{base}/graphql", json=body, headers=headers(token, role),
+                       timeout=TIMEOUT)
 
 
 def _codes(response: httpx.Response) -> set[str]:
@@ -245,16 +246,16 @@ def _codes(response: httpx.Response) -> set[str]:
             for e in r.get("errors") or []}
 
 
-def largest_accepted(client: httpx.Client, base: str, token: str, family: Family) -> int:
+def largest_accepted(client: httpx.Client, base: str, role: str, token: str, family: Family
+                     ) -> int:
     """Binary search for the largest size the gateway does not refuse before running."""
     def accepted(n: int) -> bool:
         query, variables = family.make(n)
         # Every root field under @skip(if: true): the limits judge the document as it is
         # (they ignore directives), and then nothing runs.
-        headers = {"authorization": f"Bearer {token}"} if token else {}
         probe = {"query": _skipped(query), "variables": variables}
         response = client.post(f"{base}/graphql", json=[probe] * 10 if family.batch else probe,
-                               headers=headers, timeout=TIMEOUT)
+                               headers=headers(token, role), timeout=TIMEOUT)
         return not (_codes(response) & REFUSED)
 
     low, high = 0, family.largest
@@ -356,14 +357,14 @@ def p99(values: list[float]) -> float:
 
 def run_one(client: httpx.Client, base: str, pid: int, role: str, token: str,
             family: Family) -> Outcome | None:
-    size = largest_accepted(client, base, token, family)
+    size = largest_accepted(client, base, role, token, family)
     if size == 0:
         print(f"  {role:24} {family.name:48} refused at every size", file=sys.stderr)
         return None
     with Prober(base) as prober, MemorySampler(pid) as memory:
         time.sleep(0.2)  # the probes' latency without load, as a base
         started = time.perf_counter()
-        response = _post(client, base, token, family, size)
+        response = _post(client, base, role, token, family, size)
         seconds = time.perf_counter() - started
         time.sleep(0.1)
     codes = _codes(response)
