@@ -11,6 +11,7 @@ is kept.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import re
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from graphql import DocumentNode, GraphQLError, parse
 from strawberry.types import ExecutionResult
 
 from gateway.logging import log
@@ -25,7 +27,8 @@ from policies import RoleAccess
 from resolvers.db import Database
 from resolvers.trail import TrailRecord, TrailWriteError, append_records
 from schema.context import GraphQLContext
-from schema.trail import TrailReads, scrub
+from schema.identity import UPSTREAM_FIELDS
+from schema.trail import TrailReads, begin_reads, recorded_keys, scrub
 
 PURPOSE_HEADER = "sisada-purpose"
 # Purpose names as the policy writes them; anything else names no purpose a role may state.
@@ -45,17 +48,24 @@ def stated_purpose(value: str | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class AccessView:
     """What a role reads under one purpose decision: its readable fields, minus the
-    recorded ones when no purpose it may state was given (those are `blocked`)."""
+    recorded ones when no purpose it may state was given (those are `blocked`). Recorded
+    fields the registry answers are noted where their values arrive; the rest by the
+    field hook (`hook_recorded`)."""
 
     readable: Mapping[str, frozenset[str]]
     recorded: frozenset[tuple[str, str]]
     blocked: frozenset[tuple[str, str]]
+    hook_recorded: frozenset[tuple[str, str]] = frozenset()
+
+
+# Fields whose values arrive from the registry (schema.identity), noted there.
+_SOURCE_NOTED = frozenset((t, f) for t, fields in UPSTREAM_FIELDS.items() for f in fields)
 
 
 def access_view(access: RoleAccess, purpose_allowed: bool, trail_enabled: bool) -> AccessView:
     recorded = access.recorded if trail_enabled else frozenset()
     if purpose_allowed or not access.recorded:
-        return AccessView(access.readable, recorded, frozenset())
+        return AccessView(access.readable, recorded, frozenset(), recorded - _SOURCE_NOTED)
     blocked = access.recorded
     readable = {type_name: frozenset(f for f in fields if (type_name, f) not in blocked)
                 for type_name, fields in access.readable.items()}
@@ -63,42 +73,82 @@ def access_view(access: RoleAccess, purpose_allowed: bool, trail_enabled: bool) 
 
 
 class TrailWriter:
-    """Writes one operation's recorded reads, or blanks them when it cannot."""
+    """Writes operations' recorded reads, or blanks them when it cannot."""
 
     def __init__(self, db: Database, timeout: float) -> None:
         self.db = db
         self.timeout = timeout
 
-    async def settle(self, result: ExecutionResult, reads: TrailReads,
-                     context: GraphQLContext, request_data: Any) -> ExecutionResult:
-        if not reads or result.data is None:
+    def begin(self, context: GraphQLContext, request_data: Any) -> OperationTrail:
+        """The trail of one operation about to run (schema.trail notes into it)."""
+        return OperationTrail(self, begin_reads(), context, request_data)
+
+
+class OperationTrail:
+    """One operation's entries, written in one batch when it ends; the response leaves
+    only after the write succeeded, else without any recorded value. (Writing earlier, as
+    values arrive, overlaps nothing: graphql-core completes a page of plain values without
+    yielding to the event loop.)"""
+
+    def __init__(self, writer: TrailWriter, reads: TrailReads, context: GraphQLContext,
+                 request_data: Any) -> None:
+        self.writer = writer
+        self.reads = reads
+        self.context = context
+        self.request_data = request_data
+        self.writes: list[asyncio.Task[None]] = []
+
+    def _write_pending(self) -> None:
+        records = self._records(self.reads.take())
+        if records:
+            self.writes.append(asyncio.ensure_future(
+                append_records(self.writer.db, records, timeout=self.writer.timeout)))
+
+    def abandon(self) -> None:
+        """The operation was stopped and sends no data: nothing is written."""
+        self.reads.take()
+
+    async def settle(self, result: ExecutionResult) -> ExecutionResult:
+        self._write_pending()
+        if not self.writes:
             return result
-        try:
-            await append_records(self.db, self._records(reads, context, request_data),
-                                 timeout=self.timeout)
-        except TrailWriteError as exc:
-            # Fail closed: no value of a recorded field leaves without its entry.
-            log.error("trail.write_failed", request_id=context.loaders.request_id,
-                      error=str(exc))
-            errors = scrub(result.data, reads.paths)
-            result.errors = [*(result.errors or []), *errors]
+        outcomes = await asyncio.gather(*self.writes, return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if not failed or result.data is None:
+            return result
+        # Fail closed: no value of a recorded field leaves without its entry.
+        cause = failed[0].__cause__ if isinstance(failed[0], TrailWriteError) else failed[0]
+        log.error("trail.write_failed", request_id=self.context.loaders.request_id,
+                  cause=type(cause).__name__ if cause else None)
+        query = getattr(self.request_data, "query", None) or ""
+        keys = recorded_keys(_parsed(query), {f for _t, f in self.context.recorded})
+        result.errors = [*(result.errors or []), *scrub(result.data, keys)]
         return result
 
-    def _records(self, reads: TrailReads, context: GraphQLContext,
-                 request_data: Any) -> list[TrailRecord]:
+    def _records(self, reads: list[tuple[str, str, tuple[str, ...]]]) -> list[TrailRecord]:
+        if not reads:
+            return []
+        context, request_data = self.context, self.request_data
         principal = context.principal
         query = getattr(request_data, "query", None) or ""
         document_hash = hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
         client = getattr(getattr(context.request, "client", None), "host", None)
         now = dt.datetime.now(dt.UTC)
+        operation = getattr(request_data, "operation_name", None) or self.reads.operation_name
         return [
             TrailRecord(
                 at=now, issuer=principal.issuer or "", subject=principal.subject or "",
                 role=principal.role, area=principal.area, office_code=principal.city,
                 officer_id=principal.officer_id, record_type=type_name, record_id=record_id,
                 fields=fields, purpose=context.purpose, request_id=context.loaders.request_id,
-                operation_name=(getattr(request_data, "operation_name", None)
-                                or reads.operation_name),
-                document_hash=document_hash, client_address=client)
-            for type_name, record_id, fields in reads.records()
+                operation_name=operation, document_hash=document_hash, client_address=client)
+            for type_name, record_id, fields in reads
         ]
+
+
+def _parsed(query: str) -> DocumentNode | None:
+    # Only when a write failed: the document executed, so it parses.
+    try:
+        return parse(query)
+    except GraphQLError:
+        return None

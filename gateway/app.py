@@ -27,6 +27,7 @@ from strawberry.types import ExecutionResult
 from gateway.access_trail import (
     PURPOSE_HEADER,
     AccessView,
+    OperationTrail,
     TrailWriter,
     access_view,
     stated_purpose,
@@ -55,7 +56,6 @@ from schema.context import GraphQLContext, build_context
 from schema.limits import QueryLimits
 from schema.privacy import FieldPolicy
 from schema.root import build_schema, schema_fields
-from schema.trail import begin_reads
 
 STATIC = Path(__file__).parent / "static"
 
@@ -80,7 +80,8 @@ class SisadaGraphQL(GraphQL):
         return build_context(principal, access, self.app_state.db, request, authenticated,
                              budget, identity=self.app_state.registry,
                              request_id=uuid.uuid4().hex, readable=view.readable,
-                             recorded=view.recorded, purpose_blocked=view.blocked,
+                             recorded=view.recorded, hook_recorded=view.hook_recorded,
+                             purpose_blocked=view.blocked,
                              purpose=purpose)
 
     def encode_json(self, data: object) -> bytes:
@@ -96,21 +97,25 @@ class SisadaGraphQL(GraphQL):
                                  "bytes", "DOCUMENT_TOO_LARGE")
         context = kwargs.get("context")
         budget: ExecutionBudget | None = getattr(context, "budget", None)
-        reads = begin_reads()
+        trail = (self.app_state.trail.begin(context, request_data)
+                 if isinstance(context, GraphQLContext) else None)
         try:
             async with asyncio.timeout(settings.request_timeout_seconds):
                 result = await super().execute_single(*args, **kwargs)
         except TimeoutError:
             log.warning("graphql.timeout", seconds=settings.request_timeout_seconds)
+            _abandon(trail)
             return _error_result("the request took too long and was stopped", "TIMEOUT")
         except ExecutionStoppedError as stop:
+            _abandon(trail)
             return _stopped(stop)
         if budget is not None and budget.stopped is not None:
             # Stopped in another operation of the batch, or unwound in a task of its own.
+            _abandon(trail)
             return _stopped(budget.stopped)
-        if isinstance(context, GraphQLContext):
+        if trail is not None:
             # Recorded values leave only with their trail entries (SPEC rule 6).
-            result = await self.app_state.trail.settle(result, reads, context, request_data)
+            result = await trail.settle(result)
         return result
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -125,6 +130,11 @@ class SisadaGraphQL(GraphQL):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(STATIC / "graphiql.html")
+
+
+def _abandon(trail: OperationTrail | None) -> None:
+    if trail is not None:
+        trail.abandon()
 
 
 def _stopped(stop: ExecutionStoppedError) -> ExecutionResult:

@@ -244,6 +244,10 @@ class IdentityLoader(DataLoader):
 
     async def batch_load_fn(self, keys: Sequence[tuple[EntityKey, frozenset[str]]]
                             ) -> list[Any]:
+        return await self.fetch(keys)
+
+    async def fetch(self, keys: Sequence[tuple[EntityKey, frozenset[str]]]) -> list[Any]:
+        """The same request without the loader (a page knows all its keys at once)."""
         selections: dict[str, set[str]] = defaultdict(set)
         for entity, fields in keys:
             selections[entity.type_name] |= fields

@@ -15,6 +15,7 @@ from resolvers.loaders import Loaders
 from resolvers.scopes import Condition, row_condition
 from schema.budget import ExecutionBudget
 from schema.errors import ForbiddenError
+from schema.trail import PURPOSE_REQUIRED_MESSAGE, PurposeRequiredError
 
 # Types whose rows the policy scopes; each resolver reads its condition from the context.
 SCOPED_TYPES = tuple(RESOURCES)
@@ -41,6 +42,9 @@ class GraphQLContext:
     # The access trail: (type, field) pairs whose values this response records, and those
     # withheld (readable by the role, but no purpose it may state was given).
     recorded: frozenset[tuple[str, str]] = frozenset()
+    # The recorded fields the field hook notes: those the registry does not answer (the
+    # registry's are noted where their values arrive, schema.identity).
+    hook_recorded: frozenset[tuple[str, str]] = frozenset()
     purpose_blocked: frozenset[tuple[str, str]] = frozenset()
     purpose: str | None = None
 
@@ -56,11 +60,16 @@ class GraphQLContext:
         return self._redacted if current is None else current
 
     def may_read(self, type_name: str, field_name: str) -> bool:
-        return self.access.may_read(type_name, field_name)
+        """Readable in this request: by the role, and (recorded fields) under its purpose."""
+        return field_name in self.readable.get(type_name, ())
 
     def require_readable(self, type_name: str, field_name: str) -> None:
-        """Reject filtering, sorting or searching by a field the caller cannot read."""
-        if not self.access.may_read(type_name, field_name):
+        """Reject filtering, sorting or searching by a field the caller cannot read — and
+        by a recorded one without a purpose the role may state (a search by name is a
+        read of names: it needs the purpose as much as the names do)."""
+        if (type_name, field_name) in self.purpose_blocked:
+            raise PurposeRequiredError(PURPOSE_REQUIRED_MESSAGE)
+        if not self.may_read(type_name, field_name):
             raise ForbiddenError(f"cannot filter or sort by {type_name}.{field_name}")
 
 
@@ -85,6 +94,7 @@ def build_context(
     *,
     readable: Mapping[str, frozenset[str]] | None = None,
     recorded: frozenset[tuple[str, str]] = frozenset(),
+    hook_recorded: frozenset[tuple[str, str]] = frozenset(),
     purpose_blocked: frozenset[tuple[str, str]] = frozenset(),
     purpose: str | None = None,
 ) -> GraphQLContext:
@@ -108,6 +118,7 @@ def build_context(
         readable=access.readable if readable is None else readable,
         budget=budget,
         recorded=recorded,
+        hook_recorded=hook_recorded,
         purpose_blocked=purpose_blocked,
         purpose=purpose,
     )

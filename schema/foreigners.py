@@ -24,6 +24,7 @@ from schema.cost import AWAITED_FIELD_WEIGHT, COUNT_WEIGHT, PAGE, bounded, weigh
 from schema.identity import Unavailable, fetch_identities, wanted_fields
 from schema.redaction import redacted_fields_field
 from schema.residences import Residence, prefetch_areas
+from schema.trail import note_reads
 
 # Bounds for the cost estimate (schema/cost.py): the seed holds at most 3 permits and 2
 # residences a person; a decade of yearly renewals stays within 10.
@@ -83,15 +84,17 @@ class StayPermit:
 
 
 async def attach_permit_identity(info: Ctx, permits: Sequence[StayPermit],
-                                 *path: str) -> None:
+                                 *path: str, page: bool = False) -> None:
     """The registry's part of these permits, in one upstream batch (schema.identity)."""
     wanted = wanted_fields(info, "StayPermit", *path)
     if not wanted or not permits:
         return
     found = await fetch_identities(info, "StayPermit", wanted,
-                                   [{PERMIT_DOCUMENT: p.db_id} for p in permits])
+                                   [{PERMIT_DOCUMENT: p.db_id} for p in permits], page=page)
     for permit, values in zip(permits, found, strict=True):
         _assign(permit, "StayPermit", values)
+    note_reads(info, "StayPermit", ((str(p.db_id), v) for p, v in zip(permits, found,
+                                                                       strict=True)))
 
 
 @strawberry.federation.type(keys=["id"])
@@ -184,16 +187,19 @@ def _iso_date(value: Any) -> dt.date | None:
         return None
 
 
-async def attach_identity(info: Ctx, foreigners: Sequence[Foreigner], *path: str) -> None:
+async def attach_identity(info: Ctx, foreigners: Sequence[Foreigner], *path: str,
+                          page: bool = False) -> None:
     """The registry's part of these foreigners, in one upstream batch (schema.identity)."""
     wanted = wanted_fields(info, "Foreigner", *path)
     if not wanted or not foreigners:
         return
     found = await fetch_identities(
         info, "Foreigner", wanted,
-        [{PERSON: f.db_id, PERMIT_DOCUMENT: f.permit_id} for f in foreigners])
+        [{PERSON: f.db_id, PERMIT_DOCUMENT: f.permit_id} for f in foreigners], page=page)
     for foreigner, values in zip(foreigners, found, strict=True):
         _assign(foreigner, "Foreigner", values)
+    note_reads(info, "Foreigner", ((str(f.db_id), v) for f, v in zip(foreigners, found,
+                                                                      strict=True)))
 
 
 def _assign(record: Any, type_name: str, values: dict[str, Any]) -> None:
@@ -217,17 +223,28 @@ ATTRIBUTES = {
 async def fetch_page_relations(info: Ctx, nodes: list[Foreigner]) -> None:
     """Fetch, for a whole page at once, the relations the query selects and the caller may
     read, so every node resolves them without an await of its own. The same DataLoaders,
-    the same row scopes and statements as resolving them one by one. Identity: one
-    upstream request for the page's foreigners, one for their permits, sent together."""
+    the same row scopes and statements as resolving them one by one. The page's identity
+    request to the registry runs while the office's own statements do."""
+    if not nodes:
+        return
+    await asyncio.gather(attach_identity(info, nodes, "nodes", page=True),
+                         _page_permits(info, nodes), _page_areas(info, nodes))
+
+
+async def _page_permits(info: Ctx, nodes: list[Foreigner]) -> None:
     context = info.context
+    if not (context.may_read("Foreigner", "permits") and selects(info, "nodes", "permits")):
+        return
+    batches = await context.loaders.permits.load_many([node.db_id for node in nodes])
     permits: list[StayPermit] = []
-    if nodes and context.may_read("Foreigner", "permits") and selects(info, "nodes", "permits"):
-        batches = await context.loaders.permits.load_many([node.db_id for node in nodes])
-        for node, rows in zip(nodes, batches, strict=True):
-            node.prefetched_permits = [StayPermit.from_row(r) for r in rows]
-            permits.extend(node.prefetched_permits)
-    await asyncio.gather(attach_identity(info, nodes, "nodes"),
-                         attach_permit_identity(info, permits, "nodes", "permits"))
+    for node, rows in zip(nodes, batches, strict=True):
+        node.prefetched_permits = [StayPermit.from_row(r) for r in rows]
+        permits.extend(node.prefetched_permits)
+    await attach_permit_identity(info, permits, "nodes", "permits", page=True)
+
+
+async def _page_areas(info: Ctx, nodes: list[Foreigner]) -> None:
+    context = info.context
     residences = [node.residence for node in nodes if node.residence is not None]
     if (residences and context.may_read("Foreigner", "residence")
             and context.may_read("Residence", "area")

@@ -192,18 +192,26 @@ def selections_for(type_name: str, fields: Iterable[str]) -> dict[str, frozenset
 
 async def fetch_identities(
     info: Any, type_name: str, wanted: frozenset[str],
-    keys_of: Sequence[Mapping[str, int | None]],
+    keys_of: Sequence[Mapping[str, int | None]], *, page: bool = False,
 ) -> list[dict[str, Any]]:
     """Per record, its wanted identity fields (office names) → value, or `Unavailable`.
     `keys_of[i]` maps each registry type to record i's key there (None: the record has
-    none, e.g. no current permit). One loader batch for all."""
+    none, e.g. no current permit). `page`: the records of a whole page, fetched in one
+    request of their own; else one loader batch with the level's other records."""
     selections = selections_for(type_name, wanted)
     keys: list[tuple[EntityKey, frozenset[str]]] = []
     for record in keys_of:
         keys.extend((EntityKey(t, record[t]), fields) for t, fields in selections.items()
                     if record.get(t) is not None)  # type: ignore[arg-type]
+    loaders = info.context.loaders
     try:
-        answers = await info.context.loaders.identity.load_many(keys)
+        if page:
+            # A page: its keys are all known now, so one direct request (a loader would
+            # hold a future per key and merge nothing more).
+            answers = await loaders.identity.fetch(keys)
+        else:
+            # A reference, an alias, one record's permits: batched with their siblings.
+            answers = await loaders.identity.load_many(keys)
     except IdentityUnavailableError as exc:
         failed = Unavailable(exc)
         return [dict.fromkeys(wanted, failed) for _record in keys_of]

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from graphql import (
     DocumentNode,
     FieldNode,
+    GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
     TypeInfo,
@@ -55,7 +57,7 @@ class FieldPolicy(SchemaExtension):
     def _selects_unreadable(self) -> bool:
         execution = self.execution_context
         readable = getattr(execution.context, "readable", None)
-        recorded = getattr(execution.context, "recorded", frozenset())
+        recorded = getattr(execution.context, "hook_recorded", frozenset())
         document, query = execution.graphql_document, execution.query
         if readable is None or document is None or query is None:
             return True
@@ -80,7 +82,7 @@ class FieldPolicy(SchemaExtension):
         context = info.context
         allowed = context.readable.get(type_name)
         if allowed is not None and field_name in allowed:
-            if (type_name, field_name) in context.recorded:
+            if (type_name, field_name) in context.hook_recorded:
                 return recorded(_next(root, info, *args, **kwargs), root, type_name,
                                 field_name, info)
             return _next(root, info, *args, **kwargs)
@@ -110,7 +112,12 @@ class PolicyMiddleware(MiddlewareManager):
     """graphql-core middleware holding the field policy, *falsy* when the operation does not
     need it: graphql-core tests the manager before wrapping each resolver, so on the common
     path (every selected field readable) the executor calls the plain resolvers, as if
-    there were no policy."""
+    there were no policy.
+
+    When it is needed, only the fields that need it are wrapped: every field of the schema
+    has a resolver of its own (`_resolver_fields`), so a resolver names its field, and a
+    field the caller may read and the trail does not record keeps its plain resolver. A
+    page of a thousand records with one hidden field pays the hook on that field alone."""
 
     def __init__(self, policy: FieldPolicy) -> None:
         super().__init__(policy)
@@ -118,6 +125,45 @@ class PolicyMiddleware(MiddlewareManager):
 
     def __bool__(self) -> bool:
         return self.policy.needs_checks()
+
+    def get_field_resolver(self, field_resolver: Any) -> Any:
+        wrapped = self._cached_resolvers.get(field_resolver)
+        if wrapped is None:
+            wrapped = (super().get_field_resolver(field_resolver)
+                       if self._needs_hook(field_resolver) else field_resolver)
+            self._cached_resolvers[field_resolver] = wrapped
+        return wrapped
+
+    def _needs_hook(self, field_resolver: Any) -> bool:
+        execution = self.policy.execution_context
+        fields = _resolver_fields(execution.schema._schema).get(field_resolver)
+        context = execution.context
+        readable = getattr(context, "readable", None)
+        if fields is None or readable is None:
+            return True  # a resolver that names no field (or no policy view): check it
+        recorded = getattr(context, "hook_recorded", frozenset())
+        return any(f not in readable.get(t, ()) or (t, f) in recorded for t, f in fields)
+
+
+_RESOLVER_FIELDS: WeakKeyDictionary[GraphQLSchema, dict[Any, tuple[tuple[str, str], ...]]] = (
+    WeakKeyDictionary())
+
+
+def _resolver_fields(schema: GraphQLSchema) -> dict[Any, tuple[tuple[str, str], ...]]:
+    """Resolver → the (type, field) pairs it resolves, introspection aside (its fields
+    pass through the hook untouched, so they are never wrapped for it)."""
+    found = _RESOLVER_FIELDS.get(schema)
+    if found is None:
+        pairs: dict[Any, list[tuple[str, str]]] = {}
+        for type_name, graphql_type in schema.type_map.items():
+            if type_name.startswith("__") or not isinstance(graphql_type, GraphQLObjectType):
+                continue
+            for field_name, field in graphql_type.fields.items():
+                if field.resolve is not None:
+                    pairs.setdefault(field.resolve, []).append((type_name, field_name))
+        found = {resolver: tuple(names) for resolver, names in pairs.items()}
+        _RESOLVER_FIELDS[schema] = found
+    return found
 
 
 _SELECTED: OrderedDict[tuple[int, str], frozenset[tuple[str, str]]] = OrderedDict()

@@ -1,20 +1,21 @@
 """What a response reads of recorded fields (SPEC rule 6), gathered while it executes.
 
-Which fields are recorded is policy (trail.polar: `recorded_field`). The field hook
-(schema.privacy) runs for every operation that selects one, and notes each non-null value
-it lets through: the record's type and id, the field, and the value's path in the
-response. The gateway writes one trail entry per record before the response leaves, or,
-when it cannot, blanks exactly those paths (`scrub`) — nothing else of the response.
+Which fields are recorded is policy (trail.polar: `recorded_field`). Fields the registry
+answers are noted where their values arrive (schema.identity hands each record its values
+and notes them here): a page of a thousand names costs no per-field hook. Any other field
+the policy records is noted by the field hook (schema.privacy) as it lets a value through.
+The gateway writes one trail entry per record before the response leaves, or, when it
+cannot, blanks every value of a recorded field in the response (`scrub`) — nothing else.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, FieldNode, GraphQLError, Visitor, visit
 
 from schema.errors import CodedError
 
@@ -39,25 +40,27 @@ TRAIL_UNAVAILABLE_MESSAGE = "the access trail cannot be written; recorded fields
 
 
 class TrailReads:
-    """The recorded values one operation's response carries."""
+    """The recorded values one operation's response carries, by record."""
 
-    __slots__ = ("fields_by_record", "operation_name", "paths")
+    __slots__ = ("fields_by_record", "operation_name")
 
     def __init__(self) -> None:
         self.fields_by_record: dict[tuple[str, str], set[str]] = {}
-        self.paths: list[list[str | int]] = []
         # The operation's name as the document gives it (the request may name none).
         self.operation_name: str | None = None
 
-    def add(self, type_name: str, record_id: str, field_name: str, info: Any) -> None:
-        self.fields_by_record.setdefault((type_name, record_id), set()).add(field_name)
-        self.paths.append(info.path.as_list())
+    def add(self, type_name: str, record_id: str, fields: Iterable[str], info: Any) -> None:
+        self.fields_by_record.setdefault((type_name, record_id), set()).update(fields)
         if self.operation_name is None and info.operation.name is not None:
             self.operation_name = info.operation.name.value
 
-    def records(self) -> list[tuple[str, str, tuple[str, ...]]]:
-        """(type, id, sorted fields) per record, in a stable order."""
-        return [(t, i, tuple(sorted(f))) for (t, i), f in sorted(self.fields_by_record.items())]
+    def take(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(type, id, sorted fields) per record noted so far, in a stable order; they are
+        then no longer pending."""
+        records = [(t, i, tuple(sorted(f)))
+                   for (t, i), f in sorted(self.fields_by_record.items())]
+        self.fields_by_record = {}
+        return records
 
     def __bool__(self) -> bool:
         return bool(self.fields_by_record)
@@ -69,19 +72,33 @@ def begin_reads() -> TrailReads:
     return reads
 
 
-def current_reads() -> TrailReads | None:
-    return _READS.get()
+def note_reads(info: Any, type_name: str, values_by_record: Iterable[tuple[str, Mapping[str,
+               Any]]]) -> None:
+    """Note, for records about to be sent, the recorded fields whose values are not null."""
+    reads = _READS.get()
+    recorded_here = {f for t, f in info.context.recorded if t == type_name}
+    if reads is None or not recorded_here:
+        return
+    for record_id, values in values_by_record:
+        sent = [f for f in recorded_here.intersection(values) if _is_value(values[f])]
+        if sent:
+            reads.add(type_name, record_id, sent, info)
+
+
+def _is_value(value: Any) -> bool:
+    # None is no read; an error marker (schema.identity.Unavailable) is not a value either.
+    return value is not None and not hasattr(value, "error")
 
 
 def recorded(value: Any, root: Any, type_name: str, field_name: str, info: Any) -> Any:
-    """`value` as resolved, noted when it is a value (None is no read). An awaitable is
-    noted once it resolves."""
+    """The field hook's side: `value` as resolved, noted when it is a value. An awaitable
+    is noted once it resolves."""
     if inspect.isawaitable(value):
         return _recorded_later(value, root, type_name, field_name, info)
     if value is not None:
         reads = _READS.get()
         if reads is not None:
-            reads.add(type_name, _record_id(root), field_name, info)
+            reads.add(type_name, str(getattr(root, "id", "")), (field_name,), info)
     return value
 
 
@@ -90,21 +107,41 @@ async def _recorded_later(value: Awaitable[Any], root: Any, type_name: str, fiel
     return recorded(await value, root, type_name, field_name, info)
 
 
-def _record_id(root: Any) -> str:
-    # Every recorded type has an `id` (the drift test of the trail checks it).
-    return str(getattr(root, "id", ""))
+def recorded_keys(document: DocumentNode | None, field_names: Iterable[str]) -> frozenset[str]:
+    """Response keys (aliases, or names) the document gives fields of these names: where a
+    recorded value can sit in the response. A superset (another type's field of the same
+    name counts too): a failed trail blanks more, never less."""
+    names = frozenset(field_names)
+    keys: set[str] = set()
+
+    class Keys(Visitor):
+        def enter_field(self, node: FieldNode, *_args: Any) -> None:
+            if node.name.value in names:
+                keys.add((node.alias or node.name).value)
+
+    if document is not None:
+        visit(document, Keys())
+    return frozenset(keys)
 
 
-def scrub(data: Any, paths: Iterable[Sequence[str | int]]) -> list[GraphQLError]:
-    """Null the values at `paths` of a response's data; one error per path blanked."""
+def scrub(data: Any, keys: frozenset[str]) -> list[GraphQLError]:
+    """Null every non-null value under one of `keys` in a response's data; one error per
+    value blanked, at its path."""
     errors: list[GraphQLError] = []
-    for path in paths:
-        parent = data
-        for step in path[:-1]:
-            parent = parent[step] if parent is not None else None
-        if isinstance(parent, dict) and parent.get(path[-1]) is not None:
-            parent[path[-1]] = None
-            error = TrailUnavailableError(TRAIL_UNAVAILABLE_MESSAGE)
-            errors.append(GraphQLError(error.message, path=list(path),
-                                       extensions=error.extensions))
+
+    def walk(node: Any, path: list[str | int]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in keys and value is not None:
+                    node[key] = None
+                    errors.append(GraphQLError(
+                        TRAIL_UNAVAILABLE_MESSAGE, path=[*path, key],
+                        extensions=TrailUnavailableError(TRAIL_UNAVAILABLE_MESSAGE).extensions))
+                else:
+                    walk(value, [*path, key])
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, [*path, index])
+
+    walk(data, [])
     return errors

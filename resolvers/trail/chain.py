@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -55,12 +56,17 @@ class TrailRecord:
     client_address: str | None
 
     def __post_init__(self) -> None:
-        if self.at.tzinfo is None:
-            # A naive time means different instants on different hosts: refused.
-            raise ValueError("a trail time carries its time zone")
-        object.__setattr__(self, "at", self.at.astimezone(dt.UTC))
-        # One canonical order, so the same read always hashes alike.
-        object.__setattr__(self, "fields", tuple(sorted(set(self.fields))))
+        # Cheap when the writer already gives UTC and sorted, distinct fields (a page writes
+        # a thousand records per request).
+        if self.at.tzinfo is not dt.UTC:
+            if self.at.tzinfo is None:
+                # A naive time means different instants on different hosts: refused.
+                raise ValueError("a trail time carries its time zone")
+            object.__setattr__(self, "at", self.at.astimezone(dt.UTC))
+        fields = self.fields
+        if not (type(fields) is tuple and all(a < b for a, b in pairwise(fields))):
+            # One canonical order, so the same read always hashes alike.
+            object.__setattr__(self, "fields", tuple(sorted(set(fields))))
 
 
 def joined_fields(fields: tuple[str, ...]) -> str:
@@ -106,3 +112,38 @@ def entry_hash(prev_hash: str, row: Mapping[str, Any], at_text: str | None = Non
     digest.update(b"\n")
     digest.update(orjson.dumps(values))
     return digest.hexdigest()
+
+
+class BatchHasher:
+    """`entry_hash` for a batch, fast: the entries of one request share all but their seq,
+    record and fields, so the canonical JSON of the shared parts is serialised once per
+    reader and spliced (orjson's compact arrays concatenate: "[a,b]" is "[" a "," b "]").
+    Equal to `entry_hash` byte for byte (tests/resolvers/test_trail_chain.py)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+
+    def hash(self, prev_hash: str, seq: int, record: TrailRecord) -> str:
+        shared = (record.at, record.issuer, record.subject, record.role, record.area,
+                  record.office_code, record.officer_id, record.purpose, record.request_id,
+                  record.operation_name, record.document_hash, record.client_address)
+        parts = self._parts.get(shared)
+        if parts is None:
+            middle = orjson.dumps([canonical_time(record.at), record.issuer, record.subject,
+                                   record.role, record.area, record.office_code,
+                                   record.officer_id])[1:-1]
+            tail = orjson.dumps([record.purpose, record.request_id, record.operation_name,
+                                 record.document_hash, record.client_address])[1:-1]
+            parts = self._parts[shared] = (middle, tail)
+        middle, tail = parts
+        canonical = b"".join((_HEAD, str(seq).encode("ascii"), b",", middle, b",",
+                              orjson.dumps(record.record_type), b",",
+                              orjson.dumps(record.record_id), b",",
+                              orjson.dumps(joined_fields(record.fields)), b",", tail, b"]"))
+        digest = hashlib.sha256(prev_hash.encode("ascii"))
+        digest.update(b"\n")
+        digest.update(canonical)
+        return digest.hexdigest()
+
+
+_HEAD = b'["' + CANONICAL_VERSION.encode("ascii") + b'",'

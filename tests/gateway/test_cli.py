@@ -221,7 +221,8 @@ def test_served_gateway_reads_the_seeded_data_as_immigration_officer(
     response = httpx.post(
         f"{served}/graphql",
         json={"query": "{ foreigners(first: 1) { totalCount nodes { fullName } } }"},
-        headers={"authorization": f"Bearer {token}"}, timeout=30)
+        headers={"authorization": f"Bearer {token}", "sisada-purpose": "field_check"},
+        timeout=30)
     body = response.json()
     assert "errors" not in body, body
     assert body["data"]["foreigners"]["totalCount"] == SEED_FOREIGNERS

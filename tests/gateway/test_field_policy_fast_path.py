@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread, run_async
+from conftest import Deployment, ServerThread, purpose_headers, run_async
 from graphql import GraphQLResolveInfo, parse
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -68,6 +68,7 @@ def _post(recording: tuple[Deployment, str, Any], query: str, persona: str,
     deployment, base_url, _app = recording
     token = deployment.token(persona)
     headers = {"authorization": f"Bearer {token}"} if token else {}
+    headers.update(purpose_headers())
     RecordingPolicy.seen.clear()
     response = deployment.client.post(f"{base_url}/graphql", headers=headers,
                                       json={"query": query, "variables": variables or {}})

