@@ -517,3 +517,24 @@ def test_the_gateway_role_of_the_readme_can_only_append(trail_url: str) -> None:
         assert verify(gateway_url).entries == 2
     finally:
         on_db(admin, lambda db: grant(db, [f"DROP OWNED BY {role}", f"DROP ROLE {role}"]))
+
+
+def test_the_batch_hasher_hashes_exactly_as_entry_hash() -> None:
+    """A batch's entries share their reader: BatchHasher serialises the shared parts once.
+    Whatever the values (escapes, None, line separators), it must equal entry_hash, which
+    `verify` recomputes."""
+    from resolvers.trail.chain import BatchHasher, entry_hash, row_of
+
+    hasher, prev = BatchHasher(), GENESIS
+    cases = itertools.product(["iss", 'é"\\x'], [None, "31.74"], [None, 7], [None, "p"],
+                              [None, "Op\u2028"], [("b", "a"), ("a",)])
+    at = dt.datetime(2026, 12, 1, 23, 0, 0, 123456, tzinfo=dt.UTC)
+    for seq, (issuer, area, officer, purpose, operation, fields) in enumerate(cases, start=1):
+        record = TrailRecord(at=at, issuer=issuer, subject="s", role="r", area=area,
+                             office_code=area, officer_id=officer, record_type="Foreigner",
+                             record_id=str(seq), fields=fields, purpose=purpose,
+                             request_id="q", operation_name=operation, document_hash="d",
+                             client_address=None)
+        expected = entry_hash(prev, row_of(seq, record))
+        assert hasher.hash(prev, seq, record) == expected
+        prev = expected
