@@ -310,7 +310,10 @@ def create_app(
         # collector's sight, a full collection no longer walks them (a 1,000-row response
         # triggered ~0.1 s pauses walking ~150,000 such objects).
         gc.freeze()
+        checkpoints = asyncio.create_task(
+            state.db.checkpoint_forever(settings.sqlite_checkpoint_seconds))
         yield
+        checkpoints.cancel()
         await close_registry(state.registry)
         await state.engine.dispose()
 

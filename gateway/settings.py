@@ -15,6 +15,8 @@ class Settings(BaseSettings):
 
     # Embedded SQLite in the working directory unless told otherwise.
     database_url: str = "sqlite+aiosqlite:///./sisada.db"
+    # SQLite: how often the write-ahead log is folded into the database, off the request path.
+    sqlite_checkpoint_seconds: float = Field(default=2.0, gt=0)
     host: str = "127.0.0.1"
     port: int = 8000
 
