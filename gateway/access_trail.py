@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,9 +76,13 @@ def access_view(access: RoleAccess, purpose_allowed: bool, trail_enabled: bool) 
 class TrailWriter:
     """Writes operations' recorded reads, or blanks them when it cannot."""
 
-    def __init__(self, db: Database, timeout: float) -> None:
+    def __init__(self, db: Database, timeout: float, document_key: bytes) -> None:
         self.db = db
         self.timeout = timeout
+        # The document's hash is keyed: a reader of the trail can match it against a
+        # document the office holds, never recover one (a document may carry a passport
+        # number as a literal, and a plain SHA-256 of a template is a short brute force).
+        self.document_key = document_key
 
     def begin(self, context: GraphQLContext, request_data: Any) -> OperationTrail:
         """The trail of one operation about to run (schema.trail notes into it)."""
@@ -131,7 +136,9 @@ class OperationTrail:
         context, request_data = self.context, self.request_data
         principal = context.principal
         query = getattr(request_data, "query", None) or ""
-        document_hash = hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
+        document_hash = hmac.new(self.writer.document_key,
+                                 query.encode("utf-8", "surrogatepass"),
+                                 hashlib.sha256).hexdigest()
         client = getattr(getattr(context.request, "client", None), "host", None)
         now = dt.datetime.now(dt.UTC)
         operation = getattr(request_data, "operation_name", None) or self.reads.operation_name

@@ -33,7 +33,7 @@ from gateway.access_trail import (
     stated_purpose,
 )
 from gateway.auth import AuthError, AuthUnavailableError, OfficerDirectory, TokenVerifier
-from gateway.cursors import cursor_key
+from gateway.cursors import cursor_key, trail_document_key
 from gateway.http_guards import (
     HttpGuard,
     StrawberryHTTPException,
@@ -241,7 +241,8 @@ class AppState:
         self.verifier = self._verifier(self.policy.policy)
         self._access_override = access_override
         self._access = self._compiled_access(self.policy)
-        self.trail = TrailWriter(self.db, settings.trail_write_timeout_seconds)
+        self.trail = TrailWriter(self.db, settings.trail_write_timeout_seconds,
+                                 document_key=trail_document_key(settings))
         # Per (role, purpose allowed): what the role reads; rebuilt with the policy.
         self._views: dict[tuple[str, bool], AccessView] = {}
 

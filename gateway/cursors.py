@@ -1,4 +1,5 @@
-"""The key that seals pagination cursors (resolvers.paging.CursorSeal).
+"""Keys derived from the gateway's secret: pagination cursors (resolvers.paging.CursorSeal)
+and the access trail's document hashes.
 
 `SISADA_CURSOR_SECRET` when set (production: one value shared by every replica), else
 the token secret — `SISADA_JWT_SECRET` or the development key file — so that a gateway
@@ -20,4 +21,13 @@ def cursor_key(settings: Settings) -> bytes:
     secret = settings.cursor_secret or dev_secret(settings)
     hkdf = HKDF(algorithm=hashes.SHA256(), length=CursorSeal.KEY_BYTES, salt=None,
                 info=b"sisada pagination cursors v1")
+    return hkdf.derive(secret.encode())
+
+
+def trail_document_key(settings: Settings) -> bytes:
+    """The key of the access trail's document hashes (gateway/access_trail.py), derived
+    from the same secret for its own purpose: replicas sharing the secret hash alike."""
+    secret = settings.cursor_secret or dev_secret(settings)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"sisada access trail document hash v1")
     return hkdf.derive(secret.encode())

@@ -59,8 +59,15 @@ def cmd_verify(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
-    before = args.before or (dt.datetime.now(dt.UTC)
-                             - dt.timedelta(days=settings.trail_retention_days))
+    retained_from = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.trail_retention_days)
+    before = args.before or retained_from
+    if before > retained_from:
+        # The retention is a promise to data subjects and auditors: nothing it covers is
+        # deleted by a command line (changing the retention is a setting, and reviewed).
+        print(f"refused: {before.isoformat()} is within the retention "
+              f"(SISADA_TRAIL_RETENTION_DAYS={settings.trail_retention_days}: entries from "
+              f"{retained_from.isoformat()} on are kept)")
+        return 1
     # A broken chain is evidence: pruning must not delete it before someone has looked.
     outcome = _run(settings, verify_chain, "prune")
     if outcome is None:

@@ -48,5 +48,7 @@ readable(role, "AccessTrailConnection", field) if
 readable(role, "AccessTrailEntry", field) if
     trail_reader(role) and
     field in ["seq", "at", "issuer", "subject", "role", "area", "officerId", "recordType",
-              "recordId", "fields", "purpose", "requestId", "operationName", "documentHash",
-              "clientAddress"];
+              "recordId", "fields", "purpose", "requestId", "documentHash", "clientAddress"];
+# The operation's name is the caller's free text (a name can spell a passport number):
+# the head of office reads it, the auditor — who reads no personal data — does not.
+readable("immigration_supervisor", "AccessTrailEntry", "operationName");

@@ -150,6 +150,18 @@ async def foreigner_count(db: Database, scope: Condition, filters: ForeignerFilt
     return int(await db.scalar(statement) or 0)
 
 
+async def foreigner_ids_in_scope(db: Database, scope: Condition,
+                                 ids: Sequence[int]) -> list[int]:
+    """Which of these registry ids are foreigners in the caller's scope (one statement)."""
+    held = row_ids(ids)
+    if not held:
+        return []
+    statement = (foreigner_select().where(scope, Foreigner.id.in_(held))
+                 .with_only_columns(Foreigner.id, maintain_column_froms=True)
+                 .order_by(Foreigner.id))
+    return [int(row["id"]) for row in await db.all(statement)]
+
+
 async def foreigner_among(db: Database, scope: Condition, ids: Sequence[int]) -> Any | None:
     """The first foreigner in scope among these registry ids (a field check's matches)."""
     held = row_ids(ids)

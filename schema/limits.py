@@ -39,7 +39,7 @@ Introspection = Literal["on", "authenticated", "off"]
 @dataclass(frozen=True, slots=True)
 class QueryLimits:
     max_depth: int = 12
-    max_cost: int = 200_000
+    max_cost: int = 250_000
     max_aliases: int = 30
     max_tokens: int = 4000
     introspection: Introspection = "on"

@@ -68,6 +68,17 @@ class FieldPolicy(SchemaExtension):
             for type_name, field_name in selected_fields(schema, query, document)
         )
 
+    def hooks(self, fields: tuple[tuple[str, str], ...] | None) -> bool:
+        """Must the hook run for a resolver of these (type, field) pairs? When the caller
+        may not read one, or the trail notes it here; a resolver that names no field (or a
+        context without a policy view) is always checked."""
+        context = self.execution_context.context
+        readable = getattr(context, "readable", None)
+        if fields is None or readable is None:
+            return True
+        recorded = getattr(context, "hook_recorded", frozenset())
+        return any(f not in readable.get(t, ()) or (t, f) in recorded for t, f in fields)
+
     def resolve(
         self,
         _next: Callable[..., Any],
@@ -135,14 +146,8 @@ class PolicyMiddleware(MiddlewareManager):
         return wrapped
 
     def _needs_hook(self, field_resolver: Any) -> bool:
-        execution = self.policy.execution_context
-        fields = _resolver_fields(execution.schema._schema).get(field_resolver)
-        context = execution.context
-        readable = getattr(context, "readable", None)
-        if fields is None or readable is None:
-            return True  # a resolver that names no field (or no policy view): check it
-        recorded = getattr(context, "hook_recorded", frozenset())
-        return any(f not in readable.get(t, ()) or (t, f) in recorded for t, f in fields)
+        schema = self.policy.execution_context.schema._schema
+        return self.policy.hooks(_resolver_fields(schema).get(field_resolver))
 
 
 _RESOLVER_FIELDS: WeakKeyDictionary[GraphQLSchema, dict[Any, tuple[tuple[str, str], ...]]] = (

@@ -91,6 +91,7 @@ from schema.reports import (
     UpdateReportInput,
     load_report,
 )
+from schema.trail import note_reads
 
 # An office's staff, for the cost estimate (schema/cost.py); `officers` returns no more.
 MAX_OFFICERS = 500
@@ -165,7 +166,17 @@ async def _foreigner_filter(info: Ctx,
         named = set(await _registry_ids(info.context.loaders.identity_source.ids_by_name(
             name, NAME_SCAN_LIMIT, info.context.loaders.request_id)))
         ids = named if ids is None else ids & named
-    registry_ids = None if ids is None else tuple(sorted(ids))
+    registry_ids = None
+    if ids is not None:
+        # Only the caller's own matches go on; each is a read of the identity searched (it
+        # tells which record bears that name or document): recorded like the value itself.
+        in_scope = await queries.foreigner_ids_in_scope(
+            info.context.db, info.context.scopes["Foreigner"], sorted(ids))
+        searched = {FOREIGNER_FILTER_FIELDS[key][1]: True
+                    for key, given_value in (("name", name), ("document_number", number))
+                    if given_value is not None}
+        note_reads(info, "Foreigner", ((str(i), searched) for i in in_scope))
+        registry_ids = tuple(in_scope)
     return queries.ForeignerFilter(**values, registry_ids=registry_ids)
 
 
@@ -227,6 +238,8 @@ class Query:
                                             ids)
         foreigner = Foreigner.from_row(row) if row else None
         if foreigner is not None:
+            # `registered` with the holder's record tells who holds the document: a read.
+            note_reads(info, "Foreigner", [(str(foreigner.db_id), {"passportNumber": True})])
             await attach_identity(info, [foreigner], "foreigner")
         return ForeignerCheck(document_number=number, registered=foreigner is not None,
                               foreigner=foreigner)

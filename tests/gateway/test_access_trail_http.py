@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -38,6 +39,7 @@ from conftest import (
     Deployment,
     ServerThread,
     delete_marked_rows,
+    make_settings,
     purpose_headers,
     run_async,
 )
@@ -46,6 +48,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.app import create_app
 from gateway.auth import mint_dev_token
+from gateway.cursors import trail_document_key
 from resolvers.db import Database, create_engine
 from resolvers.models import AccessTrailEntry, StayPermit
 from resolvers.trail import TrailRecord, append_records
@@ -158,7 +161,10 @@ def triples(entries: list[dict[str, Any]]) -> list[tuple[str, str, tuple[str, ..
 
 
 def document_hash(query: str) -> str:
-    return hashlib.sha256(query.encode()).hexdigest()
+    """The keyed hash the gateway records (HMAC under the key derived from the test secret,
+    which every deployment of the suite shares)."""
+    key = trail_document_key(make_settings("sqlite://", Path("unused")))
+    return hmac.new(key, query.encode(), hashlib.sha256).hexdigest()
 
 
 def codes(body: dict[str, Any]) -> list[str | None]:
@@ -1177,3 +1183,65 @@ def test_trail_verify_exits_0_after_every_read_of_this_suite(deployment: Deploym
     done = sisada_trail(deployment, "verify")
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert done.stdout.startswith("intact: "), done.stdout
+
+
+# -- review of issue 10: searches are reads; the auditor reads no caller's free text -------
+
+
+def test_a_name_search_records_every_match_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    # Review F1: growing a name one letter at a time and watching which ids match rebuilt
+    # a name while the trail stayed empty. Every in-scope match is a read of the name.
+    someone = deployment.facts.foreigners[11]
+    part = max(someone["full_name"].split(), key=len)[:4].lower()
+    reader = Reader(deployment)
+    body = reader.gql("query($n: String!) { foreigners(filter: {name: $n}, first: 5) "
+                      "{ totalCount nodes { id } } }", {"n": part})
+    matches = {str(f["id"]) for f in deployment.facts.foreigners
+               if part in f["full_name"].lower()}
+    assert body["data"]["foreigners"]["totalCount"] == len(matches)
+    entries = reader.entries()
+    assert {e["record_id"] for e in entries} == matches
+    assert {tuple(e["fields"]) for e in entries} == {("fullName",)}
+
+
+def test_a_document_check_records_the_holder_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    someone = deployment.facts.foreigners[12]
+    reader = Reader(deployment)
+    body = reader.gql("query($n: String!) { checkForeigner(documentNumber: $n) { registered } }",
+                      {"n": someone["passport_number"]})
+    assert body["data"]["checkForeigner"] == {"registered": True}
+    (entry,) = reader.entries()
+    assert (entry["record_id"], entry["fields"]) == (str(someone["id"]), ["passportNumber"])
+
+
+def test_the_auditor_does_not_read_operation_names_as_auditor(deployment: Deployment) -> None:
+    # Review F2: an operation name is the caller's free text, and can spell a passport.
+    reader = Reader(deployment)
+    someone = deployment.facts.foreigners[13]
+    spelled = f"Look_{someone['passport_number']}"
+    reader.gql(f"query {spelled} {{ foreigner(id: \"{someone['id']}\") {{ fullName }} }}")
+    response = deployment.post(TRAIL, "auditor", {"filter": {"subject": reader.subject},
+                                                  "first": 5})
+    assert someone["passport_number"].encode() not in response.content
+    nodes = response.json()["data"]["accessTrail"]["nodes"]
+    assert nodes and all(n["operationName"] is None for n in nodes)
+    assert response.json()["extensions"]["redacted"] == {"AccessTrailEntry": ["operationName"]}
+    supervisor = deployment.post(TRAIL, "immigration_supervisor",
+                                 {"filter": {"subject": reader.subject}, "first": 5}).json()
+    assert supervisor["data"]["accessTrail"]["nodes"][0]["operationName"] == spelled
+
+
+def test_the_document_hash_is_keyed_as_immigration_officer(deployment: Deployment) -> None:
+    # Review F2: a plain SHA-256 of a document with a literal passport number was brute
+    # forced from its template in seconds.
+    reader = Reader(deployment)
+    someone = deployment.facts.foreigners[14]
+    query = f'{{ checkForeigner(documentNumber: "{someone["passport_number"]}") {{ registered }} }}'
+    reader.gql(query)
+    (entry,) = reader.entries()
+    assert entry["document_hash"] != hashlib.sha256(query.encode()).hexdigest()
+    assert entry["document_hash"] == document_hash(query)

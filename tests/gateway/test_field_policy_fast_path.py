@@ -38,6 +38,10 @@ class RecordingPolicy(FieldPolicy):
     def needs_checks(self) -> bool:
         return True if self.always_check else super().needs_checks()
 
+    def hooks(self, fields: tuple[tuple[str, str], ...] | None) -> bool:
+        # Every field through the hook, so every executed field is seen.
+        return True if self.always_check else super().hooks(fields)
+
     def resolve(self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo,
                 *args: Any, **kwargs: Any) -> Any:
         RecordingPolicy.seen.append((info.parent_type.name, info.field_name))
@@ -136,7 +140,8 @@ def _post_operation(recording: tuple[Deployment, str, Any], query: str,
     if operation:
         body["operationName"] = operation
     response = deployment.client.post(f"{base_url}/graphql", json=body,
-                                      headers={"authorization": f"Bearer {token}"})
+                                      headers={"authorization": f"Bearer {token}",
+                                               **purpose_headers()})
     assert response.status_code == 200, response.text
     return response
 

@@ -209,3 +209,13 @@ def test_export_as_csv(trail_url: str) -> None:
 def test_export_of_a_foreigner_nobody_read_is_empty(trail_url: str) -> None:
     done = sisada(trail_url, "export", "--foreigner", "12345")
     assert (done.returncode, json.loads(done.stdout)) == (0, [])
+
+
+def test_prune_refuses_a_date_within_the_retention(trail_url: str) -> None:
+    # Review F3: `--before 2099-01-01` deleted minutes-old entries and left an intact chain.
+    before = sisada(trail_url, "verify")
+    done = sisada(trail_url, "prune", "--before", "2099-01-01")
+    assert done.returncode == 1
+    assert one_line(done.stdout).startswith("refused: 2099-01-01T00:00:00+00:00 is within "
+                                            "the retention")
+    assert sisada(trail_url, "verify").stdout == before.stdout

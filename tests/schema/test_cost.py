@@ -106,7 +106,7 @@ def test_issue_8s_fan_out_is_far_over_the_limit() -> None:
     attack = ("{ foreigners(first: 1000) { nodes { residence { area { parent { parent { "
               "children { children { code } } } } } } } } }")
     assert len(attack) < 180
-    assert estimate(attack) > 10 * LIMIT
+    assert estimate(attack) > 5 * LIMIT  # ~2.5 million
 
 
 @pytest.mark.parametrize("query", [
