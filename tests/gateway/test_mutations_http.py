@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -378,3 +379,22 @@ def test_query_over_get_still_works_as_public(deployment: Deployment) -> None:
     response = _get(deployment, STATUS, "public", code="SSD-ZZZZ-ZZZZ")
     assert response.status_code == 200
     assert response.json() == {"data": {"reportStatus": None}}
+
+
+def test_a_batch_with_an_unselectable_operation_runs_nothing_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    # Review of issue 10, F4: the batch answered 400 for its bad operation while the good
+    # one carried on, recording an activity behind the 400.
+    notes = _marker()
+    variables = {"input": {"kind": "HOME_VISIT", "notes": notes,
+                           "areaCode": deployment.facts.busiest_setiabudi_rt}}
+    token = deployment.token("immigration_officer")
+    response = deployment.client.post(
+        f"{deployment.base_url}/graphql", headers={"authorization": f"Bearer {token}"},
+        json=[{"query": RECORD, "variables": variables, "operationName": "Record"},
+              {"query": RECORD, "variables": variables, "operationName": "Z"}])
+    assert response.status_code == 400
+    assert b"Unknown operation named" in response.content
+    time.sleep(0.5)  # nothing runs on in the background either
+    assert _activities_with_notes(deployment, notes) == 0
