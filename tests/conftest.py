@@ -397,3 +397,35 @@ def fields() -> dict[str, list[str]]:
 @pytest.fixture(scope="session")
 def compiled(policy: Policy, fields: dict[str, list[str]]) -> CompiledPolicy:
     return policy.compile(fields)
+
+
+@contextlib.contextmanager
+def migrated_database(backend: str, tmp: Path) -> Iterator[str]:
+    """A fresh database at the migration head (SQLite in `tmp`, or a throwaway PostgreSQL
+    database, dropped afterwards)."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / 'trail.db'}"
+        run_in_thread(migrate.upgrade, url)
+        yield url
+        return
+    name = _create_pg_database()
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    try:
+        run_in_thread(migrate.upgrade, url)
+        yield url
+    finally:
+        _drop_pg_database(name)
+
+
+def on_db(url: str, action: Any) -> Any:
+    """Run `action(db)` over a Database of its own (and its own event loop)."""
+    from resolvers.db import Database, create_engine
+
+    async def run() -> Any:
+        db = Database(create_engine(url))
+        try:
+            return await action(db)
+        finally:
+            await db.engine.dispose()
+
+    return run_async(run())

@@ -10,14 +10,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import _create_pg_database, _drop_pg_database, run_async, run_in_thread
+from conftest import (
+    migrated_database,
+    on_db,
+)
 from sqlalchemy import insert, select, text
 
-from resolvers import migrate
-from resolvers.db import Database, create_engine
+from resolvers.db import Database
 from resolvers.models import AccessTrailEntry, Foreigner, StayPermit
 from resolvers.trail import TrailRecord, append_records
 
@@ -40,29 +41,9 @@ def record(record_type: str, record_id: int, *, at: dt.datetime = NOW,
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def trail_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'trail.db'}"
-        run_in_thread(migrate.upgrade, url)
+    """A fresh database at the migration head (the trail starts empty)."""
+    with migrated_database(request.param, tmp_path) as url:
         yield url
-        return
-    name = _create_pg_database()
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    try:
-        run_in_thread(migrate.upgrade, url)
-        yield url
-    finally:
-        _drop_pg_database(name)
-
-
-def on_db(url: str, action: Any) -> Any:
-    async def run() -> Any:
-        db = Database(create_engine(url))
-        try:
-            return await action(db)
-        finally:
-            await db.engine.dispose()
-
-    return run_async(run())
 
 
 def append(url: str, records: list[TrailRecord]) -> None:

@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import _create_pg_database, _drop_pg_database, run_async, run_in_thread
+from conftest import (
+    _create_pg_database,
+    _drop_pg_database,
+    migrated_database,
+    on_db,
+)
 from sqlalchemy import insert, select, text, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from resolvers import migrate
-from resolvers.db import Database, create_engine
+from resolvers.db import Database
 from resolvers.models import AccessTrailEntry
 from resolvers.trail import (
     GENESIS,
@@ -61,30 +65,8 @@ def record(record_id: int | str, *, at: dt.datetime = NOW, subject: str = "offic
 @pytest.fixture(params=["sqlite", "postgresql"])
 def trail_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database at the migration head (the trail starts empty)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'trail.db'}"
-        run_in_thread(migrate.upgrade, url)
+    with migrated_database(request.param, tmp_path) as url:
         yield url
-        return
-    name = _create_pg_database()
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    try:
-        run_in_thread(migrate.upgrade, url)
-        yield url
-    finally:
-        _drop_pg_database(name)
-
-
-def on_db(url: str, action: Any) -> Any:
-    """Run `action(db)` over a Database of its own (and its own event loop)."""
-    async def run() -> Any:
-        db = Database(create_engine(url))
-        try:
-            return await action(db)
-        finally:
-            await db.engine.dispose()
-
-    return run_async(run())
 
 
 def append(url: str, *batches: list[TrailRecord]) -> None:
