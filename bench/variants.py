@@ -152,6 +152,9 @@ class NaiveFieldPolicy(FieldPolicy):
 
 
 def _everything(access: RoleAccess, fields: dict[str, frozenset[str]]) -> RoleAccess:
+    """Every field and row readable: no authorization. The access trail stays as the role
+    has it (recorded fields, purposes): it is accountability, not authorization, and its
+    own cost has a bar of its own (bench/trail.py), so it is on both sides here."""
     every_row = {type_name: ALL_ROWS for type_name in views.RESOURCES}
     return RoleAccess(
         role=access.role,
@@ -159,6 +162,9 @@ def _everything(access: RoleAccess, fields: dict[str, frozenset[str]]) -> RoleAc
         row_filters={level: every_row for level in AREA_LEVELS},
         count_cell_minimum=None,
         schema_hints=True,
+        recorded=access.recorded,
+        purposes=access.purposes,
+        purpose_required=access.purpose_required,
     )
 
 
