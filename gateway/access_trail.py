@@ -11,7 +11,6 @@ is kept.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -101,33 +100,26 @@ class OperationTrail:
         self.reads = reads
         self.context = context
         self.request_data = request_data
-        self.writes: list[asyncio.Task[None]] = []
-
-    def _write_pending(self) -> None:
-        records = self._records(self.reads.take())
-        if records:
-            self.writes.append(asyncio.ensure_future(
-                append_records(self.writer.db, records, timeout=self.writer.timeout)))
 
     def abandon(self) -> None:
         """The operation was stopped and sends no data: nothing is written."""
-        self.reads.take()
+        self.reads.records()
 
     async def settle(self, result: ExecutionResult) -> ExecutionResult:
-        self._write_pending()
-        if not self.writes:
+        records = self._records(self.reads.records())
+        if not records:
             return result
-        outcomes = await asyncio.gather(*self.writes, return_exceptions=True)
-        failed = [o for o in outcomes if isinstance(o, BaseException)]
-        if not failed or result.data is None:
-            return result
-        # Fail closed: no value of a recorded field leaves without its entry.
-        cause = failed[0].__cause__ if isinstance(failed[0], TrailWriteError) else failed[0]
-        log.error("trail.write_failed", request_id=self.context.loaders.request_id,
-                  cause=type(cause).__name__ if cause else None)
-        query = getattr(self.request_data, "query", None) or ""
-        keys = recorded_keys(_parsed(query), {f for _t, f in self.context.recorded})
-        result.errors = [*(result.errors or []), *scrub(result.data, keys)]
+        try:
+            await append_records(self.writer.db, records, timeout=self.writer.timeout)
+        except TrailWriteError as exc:
+            if result.data is None:
+                return result
+            # Fail closed: no value of a recorded field leaves without its entry.
+            log.error("trail.write_failed", request_id=self.context.loaders.request_id,
+                      cause=type(exc.__cause__).__name__ if exc.__cause__ else None)
+            query = getattr(self.request_data, "query", None) or ""
+            keys = recorded_keys(_parsed(query), {f for _t, f in self.context.recorded})
+            result.errors = [*(result.errors or []), *scrub(result.data, keys)]
         return result
 
     def _records(self, reads: list[tuple[str, str, tuple[str, ...]]]) -> list[TrailRecord]:

@@ -18,16 +18,17 @@ from resolvers.paging import CursorSeal
 
 
 def cursor_key(settings: Settings) -> bytes:
+    return _derived(settings, b"sisada pagination cursors v1", CursorSeal.KEY_BYTES)
+
+
+def _derived(settings: Settings, purpose: bytes, length: int) -> bytes:
+    """A key for one purpose only, from the gateway's secret."""
     secret = settings.cursor_secret or dev_secret(settings)
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=CursorSeal.KEY_BYTES, salt=None,
-                info=b"sisada pagination cursors v1")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose)
     return hkdf.derive(secret.encode())
 
 
 def trail_document_key(settings: Settings) -> bytes:
     """The key of the access trail's document hashes (gateway/access_trail.py), derived
     from the same secret for its own purpose: replicas sharing the secret hash alike."""
-    secret = settings.cursor_secret or dev_secret(settings)
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"sisada access trail document hash v1")
-    return hkdf.derive(secret.encode())
+    return _derived(settings, b"sisada access trail document hash v1", 32)

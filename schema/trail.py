@@ -18,6 +18,7 @@ from typing import Any
 from graphql import DocumentNode, FieldNode, GraphQLError, Visitor, visit
 
 from schema.errors import CodedError
+from schema.identity import Unavailable
 
 # Recorded values per operation, in a context variable: operations of one batch run
 # concurrently in tasks of their own and share a GraphQL context.
@@ -54,7 +55,7 @@ class TrailReads:
         if self.operation_name is None and info.operation.name is not None:
             self.operation_name = info.operation.name.value
 
-    def take(self) -> list[tuple[str, str, tuple[str, ...]]]:
+    def records(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(type, id, sorted fields) per record noted so far, in a stable order; they are
         then no longer pending."""
         records = [(t, i, tuple(sorted(f)))
@@ -86,8 +87,8 @@ def note_reads(info: Any, type_name: str, values_by_record: Iterable[tuple[str, 
 
 
 def _is_value(value: Any) -> bool:
-    # None is no read; an error marker (schema.identity.Unavailable) is not a value either.
-    return value is not None and not hasattr(value, "error")
+    # None is no read; a value the registry could not give is not a value either.
+    return value is not None and not isinstance(value, Unavailable)
 
 
 def recorded(value: Any, root: Any, type_name: str, field_name: str, info: Any) -> Any:
