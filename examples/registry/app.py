@@ -18,7 +18,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
+from examples.registry.entity_plan import entity_plan
 from examples.registry.schema import RegistryContext, build_registry_schema
 from resolvers.db import create_engine
 
@@ -41,6 +43,7 @@ def create_registry_app(database_url: str, token: str, record_path: Path | None 
     if not token:
         raise ValueError("the registry needs a service token")
     schema = build_registry_schema()
+    graphql_schema = schema._schema  # graphql-core's own, for the entity plans' validation
     engine = create_engine(database_url)
     context = RegistryContext(engine=engine)
     expected = f"Bearer {token}".encode()
@@ -65,9 +68,19 @@ def create_registry_app(database_url: str, token: str, record_path: Path | None 
         operation_name = payload.get("operationName")
         if variables is not None and not isinstance(variables, dict):
             return _errors(400, "variables must be an object", "BAD_REQUEST")
-        result = await schema.execute(
-            payload["query"], variable_values=variables, context_value=context,
-            operation_name=operation_name if isinstance(operation_name, str) else None)
+        query = payload["query"]
+        name = operation_name if isinstance(operation_name, str) else None
+        plan = entity_plan(graphql_schema, query, name)
+        if plan is not None:
+            planned = await plan.answer(context, variables)
+            if planned is not None:
+                return Response(orjson.dumps(planned), media_type="application/json")
+        try:
+            result = await schema.execute(
+                query, variable_values=variables, context_value=context, operation_name=name)
+        except CannotGetOperationTypeError:
+            return _errors(400, "operationName names no operation of the document",
+                           "BAD_REQUEST")
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [error.formatted for error in result.errors]

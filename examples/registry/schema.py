@@ -72,7 +72,10 @@ class _Table:
     def select(self, info: Info) -> tuple[Select[Any], tuple[str, ...]]:
         """The columns the request selects of this type (always the id first), and the
         attributes they fill."""
-        wanted = _selected_names(info.selected_fields, self.type_.__name__)
+        return self.select_fields(_selected_names(info.selected_fields, self.type_.__name__))
+
+    def select_fields(self, wanted: set[str]) -> tuple[Select[Any], tuple[str, ...]]:
+        """The id and the columns of the `wanted` GraphQL fields, in the table's order."""
         chosen = [self.fields[name] for name in self.fields if name in wanted]
         return (select(self.id_column, *(column for _, column in chosen)),
                 tuple(attribute for attribute, _ in chosen))
@@ -92,7 +95,7 @@ PERMITS = _Table(PermitDocument, PermitRow.id, {
     "number": ("number", PermitRow.number),
     "sponsorName": ("sponsor_name", PermitRow.sponsor_name),
 })
-_ENTITY_TABLES = {"Person": PERSONS, "PermitDocument": PERMITS}
+ENTITY_TABLES = {"Person": PERSONS, "PermitDocument": PERMITS}
 
 
 def _selected_names(selections: Sequence[Selection], type_name: str) -> set[str]:
@@ -105,7 +108,7 @@ def _selected_names(selections: Sequence[Selection], type_name: str) -> set[str]
             names.add(selection.name)
             names |= _selected_names(selection.selections, type_name)
         elif (selection.type_condition == type_name
-              or selection.type_condition not in _ENTITY_TABLES):
+              or selection.type_condition not in ENTITY_TABLES):
             names |= _selected_names(selection.selections, type_name)
     return names
 
@@ -113,11 +116,10 @@ def _selected_names(selections: Sequence[Selection], type_name: str) -> set[str]
 async def _persons(info: Info, condition: Any, limit: int | None = None) -> list[Person]:
     statement, attributes = PERSONS.select(info)
     statement = statement.where(condition).order_by(PersonRow.id).limit(limit)
-    return [PERSONS.build(row, attributes) for row in await _rows(info, statement)]
+    return [PERSONS.build(row, attributes) for row in await rows(info.context, statement)]
 
 
-async def _rows(info: Info, statement: Select[Any]) -> Sequence[Sequence[Any]]:
-    context: RegistryContext = info.context
+async def rows(context: RegistryContext, statement: Select[Any]) -> Sequence[Sequence[Any]]:
     async with context.engine.connect() as conn:
         return (await conn.execute(statement)).all()
 
@@ -156,11 +158,39 @@ class Query:
         return await _persons(info, condition, limit=first)
 
 
-def _registry_id(representation: Any) -> int | None:
+def registry_id(representation: Any) -> int | None:
     key = representation.get("id") if isinstance(representation, dict) else None
     if isinstance(key, str) and _ID.fullmatch(key):
         return int(key)
     return None
+
+
+class UnknownEntityTypeError(ValueError):
+    """A representation names no entity type of the registry."""
+
+
+EntityKeys = list[tuple[str, int | None]]
+
+
+def entity_keys(representations: Sequence[Any]) -> tuple[EntityKeys, dict[str, set[int]]]:
+    """(type, id or None) per representation, in order, and the distinct ids per type."""
+    ids_by_type: dict[str, set[int]] = defaultdict(set)
+    wanted: EntityKeys = []
+    for representation in representations:
+        type_name = (representation.get("__typename")
+                     if isinstance(representation, dict) else None)
+        if type_name not in ENTITY_TABLES:
+            raise UnknownEntityTypeError(type_name)
+        key = registry_id(representation)
+        if key is not None:
+            ids_by_type[type_name].add(key)
+        wanted.append((type_name, key))
+    return wanted, ids_by_type
+
+
+def in_representation_order(wanted: EntityKeys, found: dict[tuple[str, int], Any]) -> list[Any]:
+    """The answer: one entry per representation, None for an id the registry does not know."""
+    return [None if key is None else found.get((type_name, key)) for type_name, key in wanted]
 
 
 class RegistrySchema(strawberry.federation.Schema):
@@ -173,25 +203,18 @@ class RegistrySchema(strawberry.federation.Schema):
         if len(representations) > MAX_REPRESENTATIONS:
             raise GraphQLError(f"at most {MAX_REPRESENTATIONS} representations per request",
                                extensions={"code": "BAD_USER_INPUT"})
-        ids_by_type: dict[str, set[int]] = defaultdict(set)
-        wanted: list[tuple[str, int | None]] = []
-        for representation in representations:
-            type_name = (representation.get("__typename")
-                         if isinstance(representation, dict) else None)
-            if type_name not in _ENTITY_TABLES:
-                raise GraphQLError("unknown entity type", extensions={"code": "BAD_USER_INPUT"})
-            registry_id = _registry_id(representation)
-            if registry_id is not None:
-                ids_by_type[type_name].add(registry_id)
-            wanted.append((type_name, registry_id))
+        try:
+            wanted, ids_by_type = entity_keys(representations)
+        except UnknownEntityTypeError as exc:
+            raise GraphQLError("unknown entity type",
+                               extensions={"code": "BAD_USER_INPUT"}) from exc
         found: dict[tuple[str, int], Any] = {}
         for type_name, ids in ids_by_type.items():
-            table = _ENTITY_TABLES[type_name]
+            table = ENTITY_TABLES[type_name]
             statement, attributes = table.select(info)
-            for row in await _rows(info, statement.where(table.id_column.in_(ids))):
+            for row in await rows(info.context, statement.where(table.id_column.in_(ids))):
                 found[type_name, row[0]] = table.build(row, attributes)
-        return [None if registry_id is None else found.get((type_name, registry_id))
-                for type_name, registry_id in wanted]
+        return in_representation_order(wanted, found)
 
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
@@ -206,5 +229,6 @@ class RegistrySchema(strawberry.federation.Schema):
 def build_registry_schema() -> RegistrySchema:
     # The gateway sends the same few documents again and again: parse and validate each once.
     return RegistrySchema(query=Query, types=[Person, PermitDocument],
-                          extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)],
+                          extensions=[lambda: ParserCache(maxsize=256),
+                                      lambda: ValidationCache(maxsize=256)],
                           federation_version="2.3")
