@@ -39,6 +39,7 @@ from examples.registry.schema import (
     RegistryContext,
     UnknownEntityTypeError,
     entity_keys,
+    id_in,
     in_representation_order,
     rows,
 )
@@ -80,7 +81,7 @@ class EntityPlan:
             position = {name: index for index, name in
                         enumerate((n for n in table.fields if n in names), 1)}
             build = _builder(type_name, selected, position)
-            for row in await rows(context, statement.where(table.id_column.in_(ids))):
+            for row in await rows(context, statement.where(id_in(context, table.id_column, ids))):
                 found[type_name, row[0]] = build(row)
         return {"data": {self.response_key: in_representation_order(wanted, found)}}
 

@@ -14,9 +14,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.federation.schema import FederationAny
@@ -119,6 +129,16 @@ async def _persons(info: Info, condition: Any, limit: int | None = None) -> list
     return [PERSONS.build(row, attributes) for row in await rows(info.context, statement)]
 
 
+def id_in(context: RegistryContext, column: Any, ids: set[int]) -> ColumnElement[bool]:
+    """`column IN ids`. On SQLite as one JSON value: a thousand ids as a thousand
+    parameters cost more to render and bind than to look up. PostgreSQL keeps the list
+    (`= ANY($1::int[])` gets a generic plan that scans: 13 ms against 0.8 for 1,000 ids)."""
+    if context.engine.dialect.name == "postgresql":
+        return column.in_(ids)
+    listed = func.json_each(bindparam("ids", orjson.dumps(sorted(ids)).decode(), type_=String))
+    return column.in_(select(literal_column("value")).select_from(listed))
+
+
 async def rows(context: RegistryContext, statement: Select[Any]) -> Sequence[Sequence[Any]]:
     async with context.engine.connect() as conn:
         return (await conn.execute(statement)).all()
@@ -212,7 +232,8 @@ class RegistrySchema(strawberry.federation.Schema):
         for type_name, ids in ids_by_type.items():
             table = ENTITY_TABLES[type_name]
             statement, attributes = table.select(info)
-            for row in await rows(info.context, statement.where(table.id_column.in_(ids))):
+            statement = statement.where(id_in(info.context, table.id_column, ids))
+            for row in await rows(info.context, statement):
                 found[type_name, row[0]] = table.build(row, attributes)
         return in_representation_order(wanted, found)
 
