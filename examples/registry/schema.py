@@ -18,7 +18,9 @@ import orjson
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Integer,
     Select,
     String,
     bindparam,
@@ -130,11 +132,13 @@ async def _persons(info: Info, condition: Any, limit: int | None = None) -> list
 
 
 def id_in(context: RegistryContext, column: Any, ids: set[int]) -> ColumnElement[bool]:
-    """`column IN ids`. On SQLite as one JSON value: a thousand ids as a thousand
-    parameters cost more to render and bind than to look up. PostgreSQL keeps the list
-    (`= ANY($1::int[])` gets a generic plan that scans: 13 ms against 0.8 for 1,000 ids)."""
+    """`column IN ids`, the ids as one bound value (an array on PostgreSQL, JSON on SQLite):
+    a thousand ids as a thousand parameters cost more to render and bind than to look up.
+    On PostgreSQL `IN (SELECT unnest(…))`, not `= ANY(…)`, whose generic plan scans the
+    table (13 ms against 0.8 for 1,000 ids)."""
     if context.engine.dialect.name == "postgresql":
-        return column.in_(ids)
+        listed = func.unnest(bindparam("ids", sorted(ids), type_=ARRAY(Integer)))
+        return column.in_(select(listed))
     listed = func.json_each(bindparam("ids", orjson.dumps(sorted(ids)).decode(), type_=String))
     return column.in_(select(literal_column("value")).select_from(listed))
 
