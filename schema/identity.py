@@ -200,9 +200,16 @@ async def fetch_identities(
     request of their own; else one loader batch with the level's other records."""
     selections = selections_for(type_name, wanted)
     keys: list[tuple[EntityKey, frozenset[str]]] = []
+    # Per record, its entity per registry type (None where it has no key there).
+    entities_of: list[dict[str, EntityKey]] = []
     for record in keys_of:
-        keys.extend((EntityKey(t, record[t]), fields) for t, fields in selections.items()
-                    if record.get(t) is not None)  # type: ignore[arg-type]
+        entities: dict[str, EntityKey] = {}
+        for registry_type, fields in selections.items():
+            key = record.get(registry_type)
+            if key is not None:
+                entity = entities[registry_type] = EntityKey(registry_type, key)
+                keys.append((entity, fields))
+        entities_of.append(entities)
     loaders = info.context.loaders
     try:
         if page:
@@ -217,17 +224,17 @@ async def fetch_identities(
         return [dict.fromkeys(wanted, failed) for _record in keys_of]
     found = {entity: answer for (entity, _fields), answer in zip(keys, answers, strict=True)}
     upstream = UPSTREAM_FIELDS[type_name]
+    plan = [(field_name, *upstream[field_name]) for field_name in wanted]
     identities = []
-    for record in keys_of:
+    for entities in entities_of:
         values: dict[str, Any] = {}
-        for field_name in wanted:
-            registry_type, registry_field = upstream[field_name]
-            key = record.get(registry_type)
-            entity = found.get(EntityKey(registry_type, key)) if key is not None else None
-            if isinstance(entity, UnavailableEntity):
-                values[field_name] = Unavailable(entity.error)
-            elif isinstance(entity, dict):
-                values[field_name] = entity.get(registry_field)
+        for field_name, registry_type, registry_field in plan:
+            entity = entities.get(registry_type)
+            answer = found[entity] if entity is not None else None
+            if isinstance(answer, dict):
+                values[field_name] = answer.get(registry_field)
+            elif isinstance(answer, UnavailableEntity):
+                values[field_name] = Unavailable(answer.error)
             else:
                 values[field_name] = None
         identities.append(values)
