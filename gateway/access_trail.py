@@ -4,9 +4,9 @@ A request states its purpose in the `Sisada-Purpose` header. What a role may rea
 recorded fields depends on it (`AccessView`): without a purpose the role may state, the
 recorded fields are withheld (PURPOSE_REQUIRED, schema.privacy) and never fetched. After
 an operation executed, the recorded values its response carries (schema.trail) become one
-batch of entries, written before the response leaves; when the batch cannot be written,
-exactly those values are blanked (ACCESS_TRAIL_UNAVAILABLE) and the rest of the response
-is kept.
+batch of entries (one per record type and field set, listing its records), written before
+the response leaves; when the batch cannot be written, exactly those values are blanked
+(ACCESS_TRAIL_UNAVAILABLE) and the rest of the response is kept.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from strawberry.types import ExecutionResult
 from gateway.logging import log
 from policies import RoleAccess
 from resolvers.db import Database
-from resolvers.trail import TrailRecord, TrailWriteError, append_records
+from resolvers.trail import TrailEntry, TrailWriteError, append_entries
 from schema.context import GraphQLContext
 from schema.identity import UPSTREAM_FIELDS
 from schema.trail import TrailReads, begin_reads, recorded_keys, scrub
@@ -106,11 +106,11 @@ class OperationTrail:
         self.reads.records()
 
     async def settle(self, result: ExecutionResult) -> ExecutionResult:
-        records = self._records(self.reads.records())
-        if not records:
+        entries = self._entries(self.reads.records())
+        if not entries:
             return result
         try:
-            await append_records(self.writer.db, records, timeout=self.writer.timeout)
+            await append_entries(self.writer.db, entries, timeout=self.writer.timeout)
         except TrailWriteError as exc:
             if result.data is None:
                 return result
@@ -122,9 +122,14 @@ class OperationTrail:
             result.errors = [*(result.errors or []), *scrub(result.data, keys)]
         return result
 
-    def _records(self, reads: list[tuple[str, str, tuple[str, ...]]]) -> list[TrailRecord]:
+    def _entries(self, reads: list[tuple[str, str, tuple[str, ...]]]) -> list[TrailEntry]:
+        """One entry per record type and field set, listing its records (a page of a
+        thousand names is one entry; the trail still answers per record)."""
         if not reads:
             return []
+        records_by_read: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for type_name, record_id, fields in reads:
+            records_by_read.setdefault((type_name, fields), []).append(record_id)
         context, request_data = self.context, self.request_data
         principal = context.principal
         query = getattr(request_data, "query", None) or ""
@@ -135,13 +140,14 @@ class OperationTrail:
         now = dt.datetime.now(dt.UTC)
         operation = getattr(request_data, "operation_name", None) or self.reads.operation_name
         return [
-            TrailRecord(
+            TrailEntry(
                 at=now, issuer=principal.issuer or "", subject=principal.subject or "",
                 role=principal.role, area=principal.area, office_code=principal.city,
-                officer_id=principal.officer_id, record_type=type_name, record_id=record_id,
-                fields=fields, purpose=context.purpose, request_id=context.loaders.request_id,
-                operation_name=operation, document_hash=document_hash, client_address=client)
-            for type_name, record_id, fields in reads
+                officer_id=principal.officer_id, record_type=type_name, fields=fields,
+                purpose=context.purpose, request_id=context.loaders.request_id,
+                operation_name=operation, document_hash=document_hash, client_address=client,
+                record_ids=tuple(record_ids))
+            for (type_name, fields), record_ids in records_by_read.items()
         ]
 
 

@@ -76,10 +76,11 @@ def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
         print(f"refused: the trail is broken at entry {outcome.first_bad_seq} "
               f"({outcome.reason}); run `sisada trail verify`")
         return 1
-    deleted = _run(settings, lambda db: prune(db, before), "prune")
-    if deleted is None:
+    pruned = _run(settings, lambda db: prune(db, before), "prune")
+    if pruned is None:
         return 2
-    print(f"pruned: {deleted} entries before {before.isoformat()}")
+    print(f"pruned: {pruned.entries} entries ({pruned.records} record reads) before "
+          f"{before.isoformat()}")
     return 0
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
 )
@@ -148,14 +149,15 @@ class OfficerActivity(LocatedMixin, Base):
 
 
 class AccessTrailEntry(Base):
-    """One entry of the access trail (SPEC rule 6): a principal was sent identity fields of one
-    record. Field *names* only, never values. Append-only (triggers, migration 0005) and
-    hash-chained in `seq` order (resolvers.trail says how)."""
+    """One entry of the access trail (SPEC rule 6): a principal was sent the same identity
+    fields of one or more records of one type, in one request; the records are listed in
+    `access_trail_record`. Field *names* only, never values. Append-only (triggers,
+    migrations 0005 and 0006) and hash-chained in `seq` order (resolvers.trail says how)."""
 
     __tablename__ = "access_trail"
 
     # Assigned by the writer under the chain lock, never by the database: the chain order.
-    # 64-bit on PostgreSQL (a 1,000-row page records 1,000 entries); SQLite's INTEGER is.
+    # 64-bit on PostgreSQL; SQLite's INTEGER is.
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
                                      primary_key=True, autoincrement=False)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -168,7 +170,6 @@ class AccessTrailEntry(Base):
     office_code: Mapped[str | None] = mapped_column(String(32), index=True)
     officer_id: Mapped[int | None] = mapped_column(Integer)
     record_type: Mapped[str] = mapped_column(String(64))
-    record_id: Mapped[str] = mapped_column(String(128))
     # Sorted field names joined by ",".
     fields: Mapped[str] = mapped_column(Text)
     purpose: Mapped[str | None] = mapped_column(String(64))
@@ -176,7 +177,33 @@ class AccessTrailEntry(Base):
     operation_name: Mapped[str | None] = mapped_column(Text)
     document_hash: Mapped[str] = mapped_column(String(64))
     client_address: Mapped[str | None] = mapped_column(String(64))
+    # How many `access_trail_record` rows the entry lists (covered by its hash).
+    record_count: Mapped[int] = mapped_column(Integer, server_default="1")
+    # The canonical form the entry was hashed in (resolvers.trail.chain): 1 for the
+    # one-record entries of migration 0005, 2 since 0006. Old entries keep their hashes.
+    chain_format: Mapped[int] = mapped_column(SmallInteger, server_default="1")
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_access_trail_record", "record_type", "record_id"),)
+
+class AccessTrailRecord(Base):
+    """A record an access-trail entry is about: narrow, one row per record read, so a
+    thousand-record page costs a thousand small rows and one chained entry. Covered by its
+    entry's hash; append-only like the entries (migration 0006).
+
+    No foreign key to the entry on purpose: a per-row check would cost the write as much as
+    the rows themselves, and `sisada trail verify` finds a record row without its entry."""
+
+    __tablename__ = "access_trail_record"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                     primary_key=True, autoincrement=False)
+    # Byte order on PostgreSQL as on SQLite (code-point order, the hash's): one order for
+    # pages and cursors whatever the database's locale, and cheaper index inserts.
+    record_id: Mapped[str] = mapped_column(
+        String(128).with_variant(String(128, collation="C"), "postgresql"), primary_key=True)
+
+    # "Entries about this record" (a data subject's request), newest or oldest first.
+    # SQLite: the rows live in their primary key's B-tree (no rowid table besides it).
+    __table_args__ = (Index("ix_access_trail_record_id", "record_id", "seq"),
+                      {"sqlite_with_rowid": False})

@@ -26,7 +26,7 @@ from resolvers.paging import (
     decode_cursor,
 )
 from resolvers.trail import CURSOR_KIND as TRAIL_CURSOR
-from resolvers.trail import TrailFilter, trail_page
+from resolvers.trail import TrailFilter, trail_page, trail_position
 from schema.access_trail import (
     AccessTrailConnection,
     AccessTrailEntry,
@@ -318,14 +318,14 @@ class Query:
         filters = TrailFilter(subject=given.subject, role=given.role, purpose=given.purpose,
                               since=given.since, until=given.until, foreigner_id=foreigner)
         size, cursor = _page_size(first), opened_cursor(info, after)
-        after_seq = None
+        position = None
         if cursor is not None:
             try:
-                after_seq = int(decode_cursor(TRAIL_CURSOR, cursor)[0])
-            except (CursorError, IndexError, TypeError, ValueError) as exc:
+                position = trail_position(decode_cursor(TRAIL_CURSOR, cursor))
+            except (CursorError, ValueError) as exc:
                 raise BadInputError("invalid cursor") from exc
         page = await trail_page(info.context.db, info.context.scopes["AccessTrailEntry"],
-                                filters, size, after_seq)
+                                filters, size, position)
         return AccessTrailConnection(nodes=[AccessTrailEntry.from_row(r) for r in page.rows],
                                      page_info=PageInfo.of(page))
 

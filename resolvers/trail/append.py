@@ -1,4 +1,5 @@
-"""Writing the trail: one transaction and one multi-row insert per batch, chained."""
+"""Writing the trail: one transaction per batch, chained; one insert for its entries and one
+for their records."""
 
 from __future__ import annotations
 
@@ -8,40 +9,51 @@ from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resolvers.db import Database
-from resolvers.models import AccessTrailEntry
+from resolvers.models import AccessTrailEntry, AccessTrailRecord
 from resolvers.trail.chain import (
     CANONICAL_COLUMNS,
     GENESIS,
-    BatchHasher,
+    TrailEntry,
     TrailRecord,
     TrailWriteError,
+    entries_of,
+    entry_hash,
     row_of,
 )
 from resolvers.trail.locking import chain_lock
 
 TABLE = AccessTrailEntry.__table__
-COLUMNS = (*CANONICAL_COLUMNS, "prev_hash", "entry_hash")
+RECORDS = AccessTrailRecord.__table__
+COLUMNS = (*CANONICAL_COLUMNS, "chain_format", "prev_hash", "entry_hash")
 # A writer that lost a race on `seq` (one that skipped the lock) retries this often.
 ATTEMPTS = 3
 
 
 async def append_records(db: Database, records: Sequence[TrailRecord], *,
                          timeout: float) -> None:
-    """Append `records` to the chain in one transaction, within `timeout` seconds.
+    """`append_entries` for reads given per record: one entry per reader, request, record
+    type and field set."""
+    await append_entries(db, entries_of(records), timeout=timeout)
+
+
+async def append_entries(db: Database, entries: Sequence[TrailEntry], *,
+                         timeout: float) -> None:
+    """Append `entries` to the chain in one transaction, within `timeout` seconds.
 
     Raises `TrailWriteError` on any failure, whatever its cause: the caller withholds the
     identity it was about to return (fail closed), so a bug here must not let data out.
     """
-    if not records:
+    if not entries:
         return
     try:
         async with asyncio.timeout(timeout):
-            await _append_with_retries(db, records, timeout)
+            await _append_with_retries(db, entries, timeout)
     except TrailWriteError:
         raise
     except Exception as exc:  # timeout, driver, lock, constraint: the caller needs one
@@ -54,14 +66,14 @@ async def append_records(db: Database, records: Sequence[TrailRecord], *,
 _LOCAL_WRITERS: WeakKeyDictionary[Database, asyncio.Lock] = WeakKeyDictionary()
 
 
-async def _append_with_retries(db: Database, records: Sequence[TrailRecord],
+async def _append_with_retries(db: Database, entries: Sequence[TrailEntry],
                                timeout: float) -> None:
     local = _LOCAL_WRITERS.setdefault(db, asyncio.Lock())
     async with local:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with chain_lock(db, wait_seconds=timeout) as conn:
-                    await append_locked(conn, records)
+                    await append_locked(conn, entries)
                 return
             except IntegrityError:
                 if attempt == ATTEMPTS:
@@ -75,36 +87,51 @@ async def last_link(conn: AsyncConnection) -> tuple[int, str]:
     return (int(last.seq), str(last.entry_hash)) if last is not None else (0, GENESIS)
 
 
-async def append_locked(conn: AsyncConnection, records: Sequence[TrailRecord],
+async def append_locked(conn: AsyncConnection, entries: Sequence[TrailEntry],
                         after: tuple[int, str] | None = None) -> tuple[int, str]:
-    """Chain `records` after `after` (default: the last entry); the caller holds the chain
+    """Chain `entries` after `after` (default: the last entry); the caller holds the chain
     lock. Returns the new last (seq, entry_hash)."""
     seq, prev = after if after is not None else await last_link(conn)
-    hasher = BatchHasher()
-    rows = []
-    for record in records:
+    rows: list[dict[str, Any]] = []
+    records: list[tuple[int, list[str]]] = []
+    for entry in entries:
         seq += 1
-        row = row_of(seq, record)
+        row = row_of(seq, entry)
+        ids = list(entry.record_ids)
         row["prev_hash"] = prev
-        prev = row["entry_hash"] = hasher.hash(prev, seq, record)
+        prev = row["entry_hash"] = entry_hash(prev, row, ids)
         rows.append(row)
-    await _insert(conn, rows)
+        records.append((seq, ids))
+    if conn.dialect.name == "postgresql":
+        await _insert_postgresql(conn, rows, records)
+    else:
+        await _insert_sqlite(conn, rows, records)
     return seq, prev
 
 
-async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """One statement for the batch, past SQLAlchemy's per-row parameter processing (a
-    third of the cost of a 1,000-entry batch): COPY on PostgreSQL, the driver's own
-    executemany on SQLite."""
-    if conn.dialect.name == "postgresql":
-        # COPY, in the lock's transaction: a few milliseconds for a thousand entries where an
-        # INSERT executed many takes tens.
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            TABLE.name, records=[tuple(row[column] for column in COLUMNS) for row in rows],
-            columns=list(COLUMNS))
-        return
-    placeholders = ", ".join("?" for _ in COLUMNS)
+_PG_ENTRY_INSERT = (f"INSERT INTO {TABLE.name} ({', '.join(COLUMNS)}) VALUES "
+                    f"({', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))})")
+
+
+async def _insert_postgresql(conn: AsyncConnection, rows: list[dict[str, Any]],
+                             records: list[tuple[int, list[str]]]) -> None:
+    """Past SQLAlchemy's per-row parameter processing, in the lock's transaction: COPY for
+    the entries; the records as two arrays the server unnests (one statement and two
+    parameters however many records: cheaper than COPY's thousand tuples)."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    await raw.executemany(  # type: ignore[union-attr]
+        _PG_ENTRY_INSERT, [tuple(row[column] for column in COLUMNS) for row in rows])
+    await raw.execute(  # type: ignore[union-attr]
+        f"INSERT INTO {RECORDS.name} (seq, record_id) "
+        "SELECT unnest($1::bigint[]), unnest($2::text[])",
+        [seq for seq, ids in records for _ in ids],
+        [record_id for _, ids in records for record_id in ids])
+
+
+async def _insert_sqlite(conn: AsyncConnection, rows: list[dict[str, Any]],
+                         records: list[tuple[int, list[str]]]) -> None:
+    """The driver's own executemany for the entries; the records of each entry as one JSON
+    array SQLite unpacks itself (`json_each`), so a thousand records are one parameter."""
     # SQLAlchemy's SQLite DateTime text (naive UTC), so its reads parse what we wrote.
     stored: dict[dt.datetime, str] = {}
     params = []
@@ -114,5 +141,9 @@ async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if text is None:
             text = stored[at] = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         params.append(tuple(text if column == "at" else row[column] for column in COLUMNS))
-    statement = f"INSERT INTO access_trail ({', '.join(COLUMNS)}) VALUES ({placeholders})"
-    await conn.exec_driver_sql(statement, params)
+    placeholders = ", ".join("?" for _ in COLUMNS)
+    await conn.exec_driver_sql(
+        f"INSERT INTO {TABLE.name} ({', '.join(COLUMNS)}) VALUES ({placeholders})", params)
+    await conn.exec_driver_sql(
+        f"INSERT INTO {RECORDS.name} (seq, record_id) SELECT ?, value FROM json_each(?)",
+        [(seq, orjson.dumps(ids).decode()) for seq, ids in records])

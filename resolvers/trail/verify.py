@@ -1,16 +1,19 @@
-"""Verifying the chain: recompute every hash, in `seq` order, a chunk at a time.
+"""Verifying the trail: recompute every entry's hash and link, in `seq` order, a chunk at a
+time, each entry with its records and in its own chain format (resolvers.trail.chain).
 
 The first bad entry is named by `seq` with one reason:
-- "altered": the entry's content no longer matches its own hash;
+- "altered": the entry's content no longer matches its own hash — one of its columns, or
+  its records: a record row deleted, changed, or added to it;
 - "deleted/gap": a `seq` is missing (named: the first missing one) that no prune explains;
 - "inserted": an entry the chain goes around (the next entry links to the one before it),
-  or one placed before the chain's start;
+  or one placed before the chain's start; or record rows of a `seq` that has no entry
+  (named by that seq);
 - "bad link": the entry does not link to the entry before it (its link was forged, or the
   entry before was rewritten with a freshly computed hash).
 
 After a prune, the first remaining entry links to the last pruned one, which the latest
-prune entry names (record_id "through:<seq>:<entry hash>"). A hash chain cannot tell a
-truncated or extended tail from the real one: `last_seq`/`last_hash` are reported so an
+prune entry names (its one record: "through:<seq>:<entry hash>"). A hash chain cannot tell
+a truncated or extended tail from the real one: `last_seq`/`last_hash` are reported so an
 operator can anchor the head somewhere else and compare later.
 """
 
@@ -18,18 +21,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resolvers.db import Database
-from resolvers.models import AccessTrailEntry
-from resolvers.trail.chain import GENESIS, entry_hash
+from resolvers.models import AccessTrailEntry, AccessTrailRecord
+from resolvers.trail.chain import GENESIS, stored_hash
 from resolvers.trail.locking import read_snapshot
 
 TABLE = AccessTrailEntry.__table__
+RECORDS = AccessTrailRecord.__table__
+# Entries, and record rows, read per statement: memory stays bounded whatever an entry lists.
 CHUNK = 2000
+RECORD_CHUNK = 20_000
 PRUNE_RECORD_TYPE = "access_trail"
 PRUNE_FIELDS = "pruned"
 
@@ -66,11 +73,17 @@ async def verify_chain(db: Database) -> VerifyResult:
         checked, last = 0, None
         try:
             start = await _anchor(conn)
+            records = _Records(conn)
             before: RowMapping | None = None
             async for entry, after in _pairs(conn):
                 _check(before, entry, after, start)
+                ids = await records.of(int(entry["seq"]))
+                if stored_hash(entry["prev_hash"], entry, sorted(ids)) != entry["entry_hash"]:
+                    raise _Broken(int(entry["seq"]), "altered")
+                _check_link(before, entry, after, start)
                 checked += 1
                 before = last = entry
+            await records.none_left()
         except _Broken as broken:
             return VerifyResult(False, checked, broken.seq, broken.reason)
     if last is None:
@@ -81,14 +94,17 @@ async def verify_chain(db: Database) -> VerifyResult:
 async def _anchor(conn: AsyncConnection) -> tuple[int, str]:
     """Where the chain must start: seq 1 after GENESIS, or right after the latest prune."""
     latest = (await conn.execute(
-        select(TABLE.c.seq, TABLE.c.record_id)
+        select(TABLE.c.seq)
         .where(TABLE.c.record_type == PRUNE_RECORD_TYPE, TABLE.c.fields == PRUNE_FIELDS)
         .order_by(TABLE.c.seq.desc()).limit(1))).first()
     if latest is None:
         return 1, GENESIS
-    mark = prune_mark(latest.record_id)
+    seq = int(latest.seq)
+    marks = (await conn.execute(select(RECORDS.c.record_id).where(RECORDS.c.seq == seq)
+                                .limit(2))).scalars().all()
+    mark = prune_mark(marks[0]) if len(marks) == 1 else None
     if mark is None:
-        raise _Broken(int(latest.seq), "altered")
+        raise _Broken(seq, "altered")
     return mark[0] + 1, mark[1]
 
 
@@ -112,20 +128,65 @@ async def _pairs(conn: AsyncConnection) -> AsyncIterator[tuple[RowMapping, RowMa
         yield pending, None
 
 
+class _Records:
+    """The record rows in (seq, record id) order, read RECORD_CHUNK at a time alongside the
+    entries; rows of a seq that no entry has are an insertion."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._rows: list[Any] = []
+        self._next = 0
+        self._after: tuple[int, str] | None = None
+        self._done = False
+
+    async def _peek(self) -> Any | None:
+        if self._next == len(self._rows) and not self._done:
+            statement = (select(RECORDS.c.seq, RECORDS.c.record_id)
+                         .order_by(RECORDS.c.seq, RECORDS.c.record_id).limit(RECORD_CHUNK))
+            if self._after is not None:
+                statement = statement.where(
+                    tuple_(RECORDS.c.seq, RECORDS.c.record_id) > tuple_(*self._after))
+            self._rows = list((await self._conn.execute(statement)).all())
+            self._next = 0
+            self._done = len(self._rows) < RECORD_CHUNK
+            if self._rows:
+                self._after = (int(self._rows[-1].seq), str(self._rows[-1].record_id))
+        return self._rows[self._next] if self._next < len(self._rows) else None
+
+    async def of(self, seq: int) -> list[str]:
+        """The record ids of entry `seq`; raises on rows of an earlier seq left unclaimed."""
+        ids: list[str] = []
+        while (row := await self._peek()) is not None and int(row.seq) <= seq:
+            if int(row.seq) < seq:
+                raise _Broken(int(row.seq), "inserted")
+            ids.append(str(row.record_id))
+            self._next += 1
+        return ids
+
+    async def none_left(self) -> None:
+        row = await self._peek()
+        if row is not None:
+            raise _Broken(int(row.seq), "inserted")
+
+
 def _check(before: RowMapping | None, entry: RowMapping, after: RowMapping | None,
            start: tuple[int, str]) -> None:
+    """Where the entry sits: the seq the chain expects next."""
     seq = int(entry["seq"])
-    expected_seq, expected_prev = ((int(before["seq"]) + 1, before["entry_hash"])
-                                   if before is not None else start)
+    expected_seq = int(before["seq"]) + 1 if before is not None else start[0]
     if seq < expected_seq:
         raise _Broken(seq, "inserted")
     if seq > expected_seq:
         raise _Broken(expected_seq, "deleted/gap")
-    if entry_hash(entry["prev_hash"], entry) != entry["entry_hash"]:
-        raise _Broken(seq, "altered")
+
+
+def _check_link(before: RowMapping | None, entry: RowMapping, after: RowMapping | None,
+                start: tuple[int, str]) -> None:
+    """How the entry (whose own hash holds) links to the one before it."""
+    seq = int(entry["seq"])
+    expected_prev = before["entry_hash"] if before is not None else start[1]
     if (before is not None and after is not None and after["prev_hash"] == expected_prev
             and after["prev_hash"] != entry["entry_hash"]):
         raise _Broken(seq, "inserted")
     if entry["prev_hash"] != expected_prev:
         raise _Broken(seq, "bad link")
-

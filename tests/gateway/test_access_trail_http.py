@@ -50,12 +50,13 @@ from gateway.app import create_app
 from gateway.auth import mint_dev_token
 from gateway.cursors import trail_document_key
 from resolvers.db import Database, create_engine
-from resolvers.models import AccessTrailEntry, StayPermit
+from resolvers.models import AccessTrailEntry, AccessTrailRecord, StayPermit
 from resolvers.trail import TrailRecord, append_records
 from resolvers.trail.locking import CHAIN_LOCK_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = AccessTrailEntry.__table__
+RECORDS = AccessTrailRecord.__table__
 MARKER = "sisada-trail-http-"
 PURPOSES = ("field_check", "report_follow_up", "permit_supervision")
 OTHER_OFFICE = "31.71"
@@ -134,9 +135,13 @@ def on_database(url: str, action: Any) -> Any:
 
 
 def stored_entries(deployment: Deployment, *conditions: Any) -> list[dict[str, Any]]:
-    """Entries straight from the table, oldest first, `fields` as a list."""
+    """One row per record read straight from the tables (each chained entry with each of
+    its record rows), oldest first, `fields` as a list."""
     async def read(conn: Any) -> list[dict[str, Any]]:
-        rows = (await conn.execute(select(TABLE).where(*conditions).order_by(TABLE.c.seq))
+        joined = TABLE.join(RECORDS, RECORDS.c.seq == TABLE.c.seq)
+        rows = (await conn.execute(select(TABLE, RECORDS.c.record_id).select_from(joined)
+                                   .where(*conditions)
+                                   .order_by(TABLE.c.seq, RECORDS.c.record_id))
                 ).mappings().all()
         return [{**row, "fields": row["fields"].split(",") if row["fields"] else []}
                 for row in rows]
@@ -293,11 +298,11 @@ def test_foreigner_page_writes_one_entry_per_record_as_immigration_officer(
     entries = reader.entries()
     assert triples(entries) == sorted(
         ("Foreigner", n["id"], ("fullName", "passportNumber")) for n in nodes)
-    # One batch: one request id, one time, consecutive links of the chain.
+    # One batch: one request id, one time; one chained entry listing the 20 records.
     assert len({e["request_id"] for e in entries}) == 1
     assert len({e["at"] for e in entries}) == 1
-    seqs = [e["seq"] for e in entries]
-    assert seqs == list(range(seqs[0], seqs[0] + 20))
+    assert len({e["seq"] for e in entries}) == 1
+    assert {(e["record_count"], e["chain_format"]) for e in entries} == {(20, 2)}
     first = entries[0]
     assert first["purpose"] == PURPOSE
     assert (first["role"], first["area"], first["office_code"], first["officer_id"]) == (
@@ -775,18 +780,17 @@ def assert_failed_closed(deployment: Deployment, good: dict[str, Any],
 
 
 @contextlib.contextmanager
-def trail_table_away(deployment: Deployment) -> Iterator[None]:
+def trail_table_away(deployment: Deployment, table: str = "access_trail") -> Iterator[None]:
     rename = "ALTER TABLE {} RENAME TO {}"
 
     async def move(conn: Any, old: str, new: str) -> None:
         await conn.execute(text(rename.format(old, new)))
 
-    on_database(deployment.database_url, lambda c: move(c, "access_trail", "access_trail_away"))
+    on_database(deployment.database_url, lambda c: move(c, table, f"{table}_away"))
     try:
         yield
     finally:
-        on_database(deployment.database_url,
-                    lambda c: move(c, "access_trail_away", "access_trail"))
+        on_database(deployment.database_url, lambda c: move(c, f"{table}_away", table))
 
 
 def test_trail_write_failure_returns_no_identity_bytes_as_immigration_officer(
@@ -812,6 +816,29 @@ def test_trail_write_failure_returns_no_identity_bytes_as_immigration_officer(
     again = reader.gql(FAIL_QUERY)
     assert again == good
     assert len(reader.entries()) == 2 * written
+
+
+def test_a_failed_record_write_leaves_no_entry_and_no_identity_as_immigration_officer(
+    deployment: Deployment,
+) -> None:
+    """The entries go in, the records cannot: one transaction, so neither stays, and the
+    response carries no recorded value."""
+    reader = Reader(deployment)
+    secrets = secrets_of(deployment)
+    good = reader.gql(FAIL_QUERY)
+
+    async def chained(conn: Any) -> list[int]:
+        # The entry table alone: an entry left without its records would show here.
+        rows = await conn.execute(select(TABLE.c.seq).where(TABLE.c.subject == reader.subject))
+        return sorted(rows.scalars())
+
+    before = on_database(deployment.database_url, chained)
+    assert before
+    with trail_table_away(deployment, "access_trail_record"):
+        response = reader.post(FAIL_QUERY)
+    assert_failed_closed(deployment, good["data"], response, secrets)
+    assert on_database(deployment.database_url, chained) == before
+    assert sisada_trail(deployment, "verify").returncode == 0
 
 
 @contextlib.contextmanager
@@ -1010,7 +1037,8 @@ def test_filter_by_foreigner_includes_its_stay_permits_as_auditor(
 
     all_permits = on_database(deployment.database_url, permits_of)
     everyone = trail_nodes(deployment, auditor, {"foreignerId": str(one["id"])})["nodes"]
-    assert {n["seq"] for n in mine} <= {n["seq"] for n in everyone}
+    assert {(n["seq"], n["recordType"], n["recordId"]) for n in mine} <= {
+        (n["seq"], n["recordType"], n["recordId"]) for n in everyone}
     assert all((n["recordType"], n["recordId"]) == ("Foreigner", str(one["id"]))
                or (n["recordType"] == "StayPermit" and n["recordId"] in all_permits)
                for n in everyone), everyone
@@ -1070,12 +1098,14 @@ def test_paging_with_after_returns_every_entry_once_as_auditor(deployment: Deplo
     for _ in range(10):
         page = trail_nodes(deployment, auditor, {"subject": reader.subject}, first=3,
                            after=after)
-        seen.extend(n["seq"] for n in page["nodes"])
+        seen.extend((n["seq"], n["recordId"]) for n in page["nodes"])
         flags.append(page["pageInfo"]["hasNextPage"])
         after = page["pageInfo"]["endCursor"]
         if not page["pageInfo"]["hasNextPage"]:
             break
-    assert seen == [str(e["seq"]) for e in reversed(stored)]
+    # The seven reads are one chained entry: the pages walk its records, each once.
+    assert len({seq for seq, _ in seen}) == 1
+    assert seen == [(str(e["seq"]), e["record_id"]) for e in reversed(stored)]
     assert flags == [True, True, False]
     # The cursor is sealed: it names no seq in the clear, and a forged one is refused.
     first_page = trail_nodes(deployment, auditor, {"subject": reader.subject}, first=3)

@@ -1,9 +1,11 @@
 """The Alembic migrations create exactly the schema the models declare, on both backends, and
 the office database holds no identity: `sisada migrate` moves an older database's identity
-to the registry before dropping its columns."""
+to the registry before dropping its columns. The access trail's per-record entries of
+revision 0005 still verify after 0006 lists records apart, and downgrade unchanged."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from conftest import (
@@ -25,7 +28,17 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from resolvers import migrate
+from resolvers.db import Database
 from resolvers.models import Base
+from resolvers.trail import (
+    GENESIS,
+    TrailRecord,
+    VerifyResult,
+    append_records,
+    entries_for_record,
+    verify_chain,
+)
+from resolvers.trail.chain import CANONICAL_COLUMNS_V1, entry_hash_v1
 
 
 async def _diff(url: str) -> list[Any]:
@@ -184,3 +197,136 @@ async def _rows(url: str, statement: str) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in (await conn.execute(text(statement))).all()]
     finally:
         await engine.dispose()
+
+
+# -- the access trail's entries and their records (migration 0006) --------------------------
+
+TRAIL_AT = dt.datetime(2026, 12, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
+# The access trail as migration 0005 made it: one row per record read, its id inline.
+TRAIL_0005 = sa.Table(
+    "access_trail", sa.MetaData(),
+    *(sa.Column(name, sa.DateTime(timezone=True) if name == "at" else
+                sa.Integer() if name in ("seq", "officer_id") else sa.Text())
+      for name in (*CANONICAL_COLUMNS_V1, "prev_hash", "entry_hash")))
+
+
+def _old_entries(count: int) -> list[dict[str, Any]]:
+    """`count` per-record entries chained as the writer of revision 0005 chained them."""
+    rows, prev = [], GENESIS
+    for seq in range(1, count + 1):
+        row: dict[str, Any] = {
+            "seq": seq, "at": TRAIL_AT, "issuer": "sisada-test", "subject": "officer-1",
+            "role": "reader", "area": "31.74.02", "office_code": "31.74", "officer_id": 1,
+            "record_type": "Foreigner", "record_id": str(100 + seq),
+            "fields": "fullName,passportNumber", "purpose": "field_check",
+            "request_id": "req-old", "operation_name": "Check", "document_hash": "ab" * 32,
+            "client_address": "127.0.0.1", "prev_hash": prev}
+        prev = row["entry_hash"] = entry_hash_v1(prev, row)
+        rows.append(row)
+    return rows
+
+
+async def _insert_old(url: str, rows: list[dict[str, Any]]) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.insert(TRAIL_0005), rows)
+    finally:
+        await engine.dispose()
+
+
+def _on(url: str, action: Any) -> Any:
+    async def run() -> Any:
+        engine = create_async_engine(url)
+        try:
+            return await action(Database(engine))
+        finally:
+            await engine.dispose()
+
+    return run_async(run())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def trail_of_0005(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database at revision 0005 holding four per-record trail entries."""
+    names: list[str] = []
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'office.db'}"
+    else:
+        names = [_create_pg_database()]
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{names[0]}"
+    try:
+        run_in_thread(migrate.upgrade, url, "0005")
+        run_async(_insert_old(url, _old_entries(4)))
+        yield url
+    finally:
+        for name in names:
+            _drop_pg_database(name)
+
+
+def _new_read(record_id: str) -> TrailRecord:
+    return TrailRecord(
+        at=TRAIL_AT + dt.timedelta(days=1), issuer="sisada-test", subject="officer-2",
+        role="reader", area="31.74", office_code="31.74", officer_id=2,
+        record_type="Foreigner", record_id=record_id, fields=("fullName",),
+        purpose="field_check", request_id="req-new", operation_name=None,
+        document_hash="cd" * 32, client_address=None)
+
+
+def test_old_per_record_entries_verify_after_migration(trail_of_0005: str) -> None:
+    url = trail_of_0005
+    old = _old_entries(4)
+    run_in_thread(migrate.upgrade, url)
+    # Each kept its hash; its record moved to the record table; it is marked format 1.
+    stored = run_async(_rows(url, "SELECT seq, entry_hash, chain_format, record_count "
+                                  "FROM access_trail ORDER BY seq"))
+    assert stored == [(row["seq"], row["entry_hash"], 1, 1) for row in old]
+    assert run_async(_rows(url, "SELECT seq, record_id FROM access_trail_record "
+                                "ORDER BY seq")) == [(row["seq"], row["record_id"]) for row in old]
+    assert _on(url, verify_chain) == VerifyResult(True, 4, last_seq=4,
+                                                  last_hash=old[-1]["entry_hash"])
+    # New entries chain after the old ones, in the new format, and the whole chain holds.
+    _on(url, lambda db: append_records(db, [_new_read("7"), _new_read("8")], timeout=10))
+    result = _on(url, verify_chain)
+    assert (result.ok, result.entries, result.last_seq) == (True, 5, 5)
+    # Readers see the old entries as before, one per record.
+    about = _on(url, lambda db: entries_for_record(db, "Foreigner", "102"))
+    assert [(e["seq"], e["fields"], e["subject"]) for e in about] == [
+        (2, ["fullName", "passportNumber"], "officer-1")]
+
+
+def test_an_old_entrys_altered_record_is_named_after_migration(trail_of_0005: str) -> None:
+    url = trail_of_0005
+    run_in_thread(migrate.upgrade, url)
+    disable = ("ALTER TABLE access_trail_record DISABLE TRIGGER access_trail_record_append_only"
+               if url.startswith("postgresql") else "DROP TRIGGER access_trail_record_no_update")
+    run_async(_execute(url, disable,
+                       "UPDATE access_trail_record SET record_id = '999' WHERE seq = 3"))
+    result = _on(url, verify_chain)
+    assert (result.ok, result.first_bad_seq, result.reason) == (False, 3, "altered")
+
+
+def test_the_trail_migration_downgrades_old_entries_unchanged(trail_of_0005: str) -> None:
+    url = trail_of_0005
+    run_in_thread(migrate.upgrade, url)
+    run_in_thread(migrate.downgrade, url, "0005")
+    listed = ", ".join((*CANONICAL_COLUMNS_V1, "prev_hash", "entry_hash"))
+    back = run_async(_rows(url, f"SELECT {listed} FROM access_trail ORDER BY seq"))
+    assert [row[CANONICAL_COLUMNS_V1.index("record_id")] for row in back] == [
+        "101", "102", "103", "104"]
+    assert [row[-1] for row in back] == [row["entry_hash"] for row in _old_entries(4)]
+    # 0005's append-only triggers are back, and the record table is gone.
+    with pytest.raises(Exception, match="append-only"):
+        run_async(_execute(url, "DELETE FROM access_trail"))
+    tables, _dump = run_async(_columns_and_text(url))
+    assert "access_trail_record" not in tables
+    assert "record_id" in tables["access_trail"]
+
+
+def test_the_trail_migration_refuses_to_downgrade_new_entries(trail_of_0005: str) -> None:
+    url = trail_of_0005
+    run_in_thread(migrate.upgrade, url)
+    _on(url, lambda db: append_records(db, [_new_read("7"), _new_read("8")], timeout=10))
+    with pytest.raises(Exception, match="refused"):
+        run_in_thread(migrate.downgrade, url, "0005")
+    assert _on(url, verify_chain).entries == 5

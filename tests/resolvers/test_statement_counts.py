@@ -19,8 +19,9 @@ from resolvers.paging import encode_cursor
 # Generous enough for a page query plus one batch per nested relation.
 MAX_STATEMENTS = 8
 # A response carrying identity also writes its access-trail batch: the chain lock, the last
-# entry, one insert, the commit — as many for 10 records as for 200.
-TRAIL_WRITE_STATEMENTS = 4
+# entry, one insert for the entries and one for their records, the commit — as many for 10
+# records as for 200.
+TRAIL_WRITE_STATEMENTS = 5
 
 FOREIGNERS = """
 query ($first: Int!) {
