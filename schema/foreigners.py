@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from enum import Enum
 from typing import Annotated, Any
 
@@ -190,12 +190,25 @@ def _iso_date(value: Any) -> dt.date | None:
 async def attach_identity(info: Ctx, foreigners: Sequence[Foreigner], *path: str,
                           page: bool = False) -> None:
     """The registry's part of these foreigners, in one upstream batch (schema.identity)."""
+    pending = begin_identity(info, foreigners, *path, page=page)
+    if pending is not None:
+        _apply_identity(info, foreigners, await pending)
+
+
+def begin_identity(info: Ctx, foreigners: Sequence[Foreigner | Mapping[str, Any]], *path: str,
+                   page: bool = False) -> Awaitable[list[dict[str, Any]]] | None:
+    """The registry request for these foreigners (records or their rows), not yet awaited;
+    None when the query selects no identity field the caller may read."""
     wanted = wanted_fields(info, "Foreigner", *path)
     if not wanted or not foreigners:
-        return
-    found = await fetch_identities(
-        info, "Foreigner", wanted,
-        [{PERSON: f.db_id, PERMIT_DOCUMENT: f.permit_id} for f in foreigners], page=page)
+        return None
+    keys_of = [{PERSON: f["id"], PERMIT_DOCUMENT: f["permit_id"]} if isinstance(f, Mapping)
+               else {PERSON: f.db_id, PERMIT_DOCUMENT: f.permit_id} for f in foreigners]
+    return fetch_identities(info, "Foreigner", wanted, keys_of, page=page)
+
+
+def _apply_identity(info: Ctx, foreigners: Sequence[Foreigner],
+                    found: list[dict[str, Any]]) -> None:
     for foreigner, values in zip(foreigners, found, strict=True):
         _assign(foreigner, "Foreigner", values)
     note_reads(info, "Foreigner", ((str(f.db_id), v) for f, v in zip(foreigners, found,
@@ -220,15 +233,54 @@ ATTRIBUTES = {
 }
 
 
-async def fetch_page_relations(info: Ctx, nodes: list[Foreigner]) -> None:
+# Nodes built per turn of the event loop while a page's registry request is out.
+NODE_SLICE = 50
+
+
+async def page_nodes(info: Ctx, rows: Sequence[Mapping[str, Any]]) -> list[Foreigner]:
+    """A page's nodes, with the relations the query selects (`fetch_page_relations`).
+
+    The page's identity request leaves for the registry before the nodes are built, and
+    they are built a slice per turn of the event loop, so the request goes out at once and
+    the registry (another process, on another core) answers while this one builds."""
+    identity = begin_identity(info, rows, "nodes", page=True)
+    if identity is None:
+        nodes = [Foreigner.from_row(row) for row in rows]
+        await fetch_page_relations(info, nodes)
+        return nodes
+    pending = asyncio.ensure_future(identity)
+    try:
+        nodes = []
+        for start in range(0, len(rows), NODE_SLICE):
+            await asyncio.sleep(0)
+            nodes.extend(Foreigner.from_row(row) for row in rows[start:start + NODE_SLICE])
+    except BaseException:
+        pending.cancel()
+        raise
+    await fetch_page_relations(info, nodes, pending)
+    return nodes
+
+
+async def fetch_page_relations(info: Ctx, nodes: list[Foreigner],
+                               identity: Awaitable[list[dict[str, Any]]] | None = None
+                               ) -> None:
     """Fetch, for a whole page at once, the relations the query selects and the caller may
     read, so every node resolves them without an await of its own. The same DataLoaders,
     the same row scopes and statements as resolving them one by one. The page's identity
-    request to the registry runs while the office's own statements do."""
+    request to the registry (`identity`, when already sent) runs while the office's own
+    statements do."""
     if not nodes:
         return
-    await asyncio.gather(attach_identity(info, nodes, "nodes", page=True),
-                         _page_permits(info, nodes), _page_areas(info, nodes))
+    await asyncio.gather(_page_identity(info, nodes, identity), _page_permits(info, nodes),
+                         _page_areas(info, nodes))
+
+
+async def _page_identity(info: Ctx, nodes: list[Foreigner],
+                         identity: Awaitable[list[dict[str, Any]]] | None) -> None:
+    if identity is None:
+        await attach_identity(info, nodes, "nodes", page=True)
+    else:
+        _apply_identity(info, nodes, await identity)
 
 
 async def _page_permits(info: Ctx, nodes: list[Foreigner]) -> None:

@@ -73,8 +73,8 @@ from schema.foreigners import (
     ForeignerFilterInput,
     ForeignerOrder,
     attach_identity,
-    fetch_page_relations,
     load_foreigner,
+    page_nodes,
 )
 from schema.identity import resolve_attribute
 from schema.limits import QueryLimits, QueryLimitsExtension
@@ -220,8 +220,7 @@ class Query:
             info.context.db, info.context.scopes["Foreigner"], filters, order_by.value,
             _page_size(first), opened_cursor(info, after),
         ))
-        nodes = [Foreigner.from_row(row) for row in page.rows]
-        await fetch_page_relations(info, nodes)
+        nodes = await page_nodes(info, page.rows)
         return ForeignerConnection(nodes=nodes, page_info=PageInfo.of(page), filters=filters)
 
     @strawberry.field(description="Field check by passport or permit number: registered or not.",
