@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, get_operation_ast, parse
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -48,6 +48,7 @@ from gateway.policy_runtime import LoadedPolicy, load_policy
 from gateway.rate_limit import rate_limited
 from gateway.registry import close_registry, registry_from_settings, registry_status
 from gateway.settings import Settings, get_settings
+from gateway.subscriptions import LiveFeeds
 from policies import Policy, PolicyError, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
 from resolvers.officers import officer_kind
@@ -116,6 +117,10 @@ class SisadaGraphQL(GraphQL):
         if trail is not None:
             # Recorded values leave only with their trail entries (SPEC rule 6).
             result = await trail.settle(result)
+        if "mutation" in query:
+            # A mutation may have committed live events: the relay reads the outbox now
+            # (a false alarm costs one indexed read; a missed one, the relay's poll).
+            self.app_state.feeds.outbox_written()
         return result
 
     async def execute_operation(self, request: Any, request_adapter: Any, request_data: Any,
@@ -124,9 +129,10 @@ class SisadaGraphQL(GraphQL):
         cannot be selected: Strawberry runs a batch's operations together and answers 400
         for the first that fails, while the others carried on (a mutation applied and
         identity read behind a 400: review of issue 10, F4)."""
-        if isinstance(request_data, list):
-            for data in request_data:
+        for data in request_data if isinstance(request_data, list) else [request_data]:
+            if isinstance(request_data, list):
                 _check_selectable(data)
+            _refuse_subscription(data)
         return await super().execute_operation(request, request_adapter, request_data,
                                                *args, **kwargs)
 
@@ -158,6 +164,21 @@ def _check_selectable(data: Any) -> None:
         reason = (f'Unknown operation named "{name}".' if name is not None
                   else "Can't get GraphQL operation type")
         raise StrawberryHTTPException(400, reason)
+
+
+def _refuse_subscription(data: Any) -> None:
+    """Subscriptions are served over WebSocket only (gateway/subscriptions): over HTTP
+    their root fields would resolve to nothing, or stream outside every limit."""
+    query = getattr(data, "query", None)
+    if not query or "subscription" not in query:
+        return  # no document can hold a subscription without the word
+    try:
+        operation = get_operation_ast(parse(query), getattr(data, "operation_name", None))
+    except GraphQLError:
+        return
+    if operation is not None and operation.operation is OperationType.SUBSCRIPTION:
+        raise StrawberryHTTPException(400, "subscriptions are served over WebSocket "
+                                           "(graphql-transport-ws) on /graphql")
 
 
 def _abandon(trail: OperationTrail | None) -> None:
@@ -273,6 +294,8 @@ class AppState:
                                  document_key=trail_document_key(settings))
         # Per (role, purpose allowed): what the role reads; rebuilt with the policy.
         self._views: dict[tuple[str, bool], AccessView] = {}
+        # Subscriptions: the event outbox's relay, the bus, the sockets (issue 11).
+        self.feeds = LiveFeeds(self)
 
     def _compiled_access(self, loaded: LoadedPolicy) -> dict[str, RoleAccess]:
         access = dict(loaded.compiled.by_role)
@@ -312,6 +335,8 @@ class AppState:
         access = self._compiled_access(loaded)
         self.policy, self.verifier, self._access = loaded, verifier, access
         self._views = {}
+        # Subscriptions whose feed the new policy closes to their role end now.
+        self.feeds.policy_reloaded()
         log.info("policy.reloaded", roles=sorted(loaded.policy.roles))
         return True
 
@@ -341,7 +366,9 @@ def create_app(
         gc.freeze()
         checkpoints = asyncio.create_task(
             state.db.checkpoint_forever(settings.sqlite_checkpoint_seconds))
+        await state.feeds.start()
         yield
+        await state.feeds.stop()
         checkpoints.cancel()
         await close_registry(state.registry)
         await state.engine.dispose()
@@ -377,6 +404,8 @@ def create_app(
         Route("/graphql", HttpGuard(AuthMiddleware(
             rate_limited(graphql, settings, state.policy.policy.anonymous_role),
             lambda: state.verifier), settings)),
+        # Subscriptions: graphql-transport-ws only, authenticated in connection_init.
+        WebSocketRoute("/graphql", state.feeds.endpoint),
         *policy_page_routes(state, lambda page: AuthMiddleware(page, lambda: state.verifier)),
     ]
     if settings.graphiql:

@@ -135,6 +135,40 @@ class Settings(BaseSettings):
     # (Art. 42-44). Set it to the office's records schedule.
     trail_retention_days: int = Field(default=1826, ge=1)
 
+    # -- live feeds: subscriptions over WebSocket (graphql-transport-ws) on /graphql --
+    # How events reach every replica: "memory" (this process only: one gateway, the SQLite
+    # demo), "redis" (pub/sub on redis_url) or "postgres" (LISTEN/NOTIFY on the database).
+    # Unset: redis when redis_url is set, else postgres on a PostgreSQL database, else memory.
+    event_bus: Literal["memory", "redis", "postgres"] | None = None
+    # The bus channel (replicas that share events share it).
+    event_channel: str = Field(default="sisada_events", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    # The outbox is read at least this often even without a message on the bus: an event
+    # whose publish was lost (a crash between commit and publish, a bus outage) is late by
+    # at most this, never lost.
+    event_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Outbox rows read per statement by the relay and by a replay.
+    event_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # `after:` replays at most this many events of the feed; further back is refused
+    # (REPLAY_TOO_LONG): subscribe without `after` and query the history instead.
+    event_replay_max: int = Field(default=10_000, ge=0, le=1_000_000)
+    # The client must send connection_init within this time (else close 4408).
+    ws_init_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The server pings every this many seconds; a client silent for three of them is gone.
+    ws_keepalive_seconds: float = Field(default=15.0, gt=0, le=600)
+    # A client message larger than this closes the socket (1009).
+    ws_max_message_bytes: int = Field(default=64_000, ge=1024, le=10_000_000)
+    ws_max_subscriptions_per_socket: int = Field(default=20, ge=1, le=1000)
+    # Open sockets per principal (issuer and subject; the anonymous per client address),
+    # and in all, per replica.
+    ws_max_sockets_per_principal: int = Field(default=16, ge=1)
+    ws_max_sockets: int = Field(default=10_000, ge=1)
+    # Frames and bytes waiting to be sent to one socket: a client that reads slower than
+    # events arrive is closed (4413) when either is exceeded, or when one frame takes
+    # longer than ws_send_timeout_seconds to leave; memory per socket stays bounded.
+    ws_send_queue_frames: int = Field(default=256, ge=1)
+    ws_send_queue_bytes: int = Field(default=4_000_000, ge=1024)
+    ws_send_timeout_seconds: float = Field(default=10.0, gt=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -12,6 +12,7 @@ from policies import Principal
 from policies.area_codes import is_area_code, located_codes
 from resolvers.db import Database
 from resolvers.models import Area, OfficerActivity, Report
+from resolvers.outbox import TOPIC_ACTIVITY, activity_record, append_event, report_event
 from resolvers.scopes import Condition
 
 # 32 symbols (5 bits each), none that reads like another (no I/1, O/0).
@@ -71,7 +72,9 @@ async def submit_report(
         **located_codes(area_code),
     }
     async with db.transaction() as conn:
-        await conn.execute(insert(Report).values(**values))
+        result = await conn.execute(insert(Report).values(**values).returning(Report.id))
+        # The live event commits with the report, or not at all (resolvers/outbox.py).
+        await report_event(conn, int(result.scalar_one()))
     return {"receipt_code": receipt, "status": "received"}
 
 
@@ -105,7 +108,11 @@ async def record_activity(
         result = await conn.execute(
             insert(OfficerActivity).values(**values).returning(OfficerActivity.id)
         )
-        return int(result.scalar_one())
+        activity_id = int(result.scalar_one())
+        # The live event commits with the activity, or not at all (resolvers/outbox.py).
+        await append_event(conn, TOPIC_ACTIVITY, activity_id,
+                           activity_record(activity_id, values))
+        return activity_id
 
 
 async def update_report(
@@ -125,4 +132,7 @@ async def update_report(
         result = await conn.execute(
             update(Report).where(scope, Report.id == report_id).values(**values)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        await report_event(conn, report_id)
+        return True

@@ -207,3 +207,24 @@ class AccessTrailRecord(Base):
     # SQLite: the rows live in their primary key's B-tree (no rowid table besides it).
     __table_args__ = (Index("ix_access_trail_record_id", "record_id", "seq"),
                       {"sqlite_with_rowid": False})
+
+
+class EventOutbox(Base):
+    """One live event (issue 11), written in the transaction of the change it announces: a
+    committed change always has its event, and a rolled-back one never does. The id is the
+    event's id — monotonic in commit order (resolvers/outbox.py says how) — and `after`
+    replays from it. `record` holds what the row decision and the feed filters read (the
+    policy's resource fields of the record, as JSON); it never leaves the gateway."""
+
+    __tablename__ = "event_outbox"
+
+    # AUTOINCREMENT on SQLite: an id is never reused, even after the newest row is pruned.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int] = mapped_column(Integer)
+    record: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_event_outbox_topic_id", "topic", "id"),
+                      {"sqlite_autoincrement": True})

@@ -1,4 +1,4 @@
-"""Query and Mutation, composed from the domain modules into one federated schema."""
+"""Query, Mutation and Subscription, composed from the domain modules into one federated schema."""
 
 from __future__ import annotations
 
@@ -91,6 +91,7 @@ from schema.reports import (
     UpdateReportInput,
     load_report,
 )
+from schema.subscriptions import Subscription
 from schema.trail import note_reads
 
 # An office's staff, for the cost estimate (schema/cost.py); `officers` returns no more.
@@ -536,6 +537,7 @@ def build_schema(
     schema = SisadaSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Foreigner, Area],
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": max_batch_operations},

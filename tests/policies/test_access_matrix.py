@@ -93,7 +93,8 @@ def test_every_schema_field_is_a_row_and_every_cell_is_the_compiled_decision(
 
 
 def test_root_fields_are_listed_apart_from_object_types(matrix: dict[str, Any]) -> None:
-    assert [entry["type"] for entry in matrix["root_fields"]] == ["Query", "Mutation"]
+    assert [entry["type"] for entry in matrix["root_fields"]] == ["Query", "Mutation",
+                                                                  "Subscription"]
     assert "Query" not in [entry["type"] for entry in matrix["types"]]
 
 
