@@ -17,7 +17,8 @@ from schema.redaction import MAX_TYPE_FIELDS
                              "of one record. Names only, never values.")
 class AccessTrailEntry:
     seq: strawberry.ID | None = strawberry.field(
-        description="Position in the hash chain (`sisada trail verify`).")
+        description="Position in the hash chain (`sisada trail verify`): the reads of one "
+                    "request, record type and field set share one chained entry.")
     at: dt.datetime | None
     issuer: str | None
     subject: str | None
