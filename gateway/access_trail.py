@@ -11,6 +11,7 @@ the response leaves; when the batch cannot be written, exactly those values are 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -23,9 +24,9 @@ from graphql import DocumentNode, GraphQLError, parse
 from strawberry.types import ExecutionResult
 
 from gateway.logging import log
+from gateway.trail_thread import TrailThread
 from policies import RoleAccess
-from resolvers.db import Database
-from resolvers.trail import TrailEntry, TrailWriteError, append_entries
+from resolvers.trail import TrailEntry, TrailWriteError
 from schema.context import GraphQLContext
 from schema.identity import UPSTREAM_FIELDS
 from schema.trail import TrailReads, begin_reads, recorded_keys, scrub
@@ -75,9 +76,10 @@ def access_view(access: RoleAccess, purpose_allowed: bool, trail_enabled: bool) 
 class TrailWriter:
     """Writes operations' recorded reads, or blanks them when it cannot."""
 
-    def __init__(self, db: Database, timeout: float, document_key: bytes) -> None:
-        self.db = db
-        self.timeout = timeout
+    def __init__(self, thread: TrailThread, document_key: bytes) -> None:
+        # Every write of the process goes through the trail's own thread (trail_thread.py).
+        self.thread = thread
+        self.timeout = thread.timeout
         # The document's hash is keyed: a reader of the trail can match it against a
         # document the office holds, never recover one (a document may carry a passport
         # number as a literal, and a plain SHA-256 of a template is a short brute force).
@@ -89,10 +91,10 @@ class TrailWriter:
 
 
 class OperationTrail:
-    """One operation's entries, written in one batch when it ends; the response leaves
-    only after the write succeeded, else without any recorded value. (Writing earlier, as
-    values arrive, overlaps nothing: graphql-core completes a page of plain values without
-    yielding to the event loop.)"""
+    """One operation's entries, written before its response leaves; the response leaves
+    only after every write succeeded, else without any recorded value. A page's entries
+    are written as soon as its values are noted (`on_page`), on the trail's thread, while
+    graphql-core completes the page; the rest when the operation ends."""
 
     def __init__(self, writer: TrailWriter, reads: TrailReads, context: GraphQLContext,
                  request_data: Any) -> None:
@@ -100,36 +102,46 @@ class OperationTrail:
         self.reads = reads
         self.context = context
         self.request_data = request_data
+        self._writes: list[asyncio.Future[None]] = []
+        reads.on_page = self._write_now
+
+    def _write_now(self) -> None:
+        entries = self._entries(self.reads.entries())
+        if entries:
+            self._writes.append(self.writer.thread.entries(entries))
 
     def abandon(self) -> None:
-        """The operation was stopped and sends no data: nothing is written."""
-        self.reads.records()
+        """The operation was stopped and sends no data: nothing more is written. (A page
+        already being written stays written: a read recorded that did not leave errs on the
+        side the trail is for.)"""
+        self.reads.entries()
+        for write in self._writes:
+            write.add_done_callback(_retrieved)
 
     async def settle(self, result: ExecutionResult) -> ExecutionResult:
-        entries = self._entries(self.reads.records())
-        if not entries:
+        self._write_now()
+        failed: TrailWriteError | None = None
+        for write in self._writes:
+            try:
+                await write
+            except TrailWriteError as exc:
+                failed = exc
+        if failed is None or result.data is None:
             return result
-        try:
-            await append_entries(self.writer.db, entries, timeout=self.writer.timeout)
-        except TrailWriteError as exc:
-            if result.data is None:
-                return result
-            # Fail closed: no value of a recorded field leaves without its entry.
-            log.error("trail.write_failed", request_id=self.context.loaders.request_id,
-                      cause=type(exc.__cause__).__name__ if exc.__cause__ else None)
-            query = getattr(self.request_data, "query", None) or ""
-            keys = recorded_keys(_parsed(query), {f for _t, f in self.context.recorded})
-            result.errors = [*(result.errors or []), *scrub(result.data, keys)]
+        # Fail closed: no value of a recorded field leaves without its entry.
+        log.error("trail.write_failed", request_id=self.context.loaders.request_id,
+                  cause=type(failed.__cause__).__name__ if failed.__cause__ else None)
+        query = getattr(self.request_data, "query", None) or ""
+        keys = recorded_keys(_parsed(query), {f for _t, f in self.context.recorded})
+        result.errors = [*(result.errors or []), *scrub(result.data, keys)]
         return result
 
-    def _entries(self, reads: list[tuple[str, str, tuple[str, ...]]]) -> list[TrailEntry]:
+    def _entries(self, reads: list[tuple[str, tuple[str, ...], list[str]]]
+                 ) -> list[TrailEntry]:
         """One entry per record type and field set, listing its records (a page of a
         thousand names is one entry; the trail still answers per record)."""
         if not reads:
             return []
-        records_by_read: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-        for type_name, record_id, fields in reads:
-            records_by_read.setdefault((type_name, fields), []).append(record_id)
         context, request_data = self.context, self.request_data
         principal = context.principal
         query = getattr(request_data, "query", None) or ""
@@ -147,8 +159,14 @@ class OperationTrail:
                 purpose=context.purpose, request_id=context.loaders.request_id,
                 operation_name=operation, document_hash=document_hash, client_address=client,
                 record_ids=tuple(record_ids))
-            for (type_name, fields), record_ids in records_by_read.items()
+            for type_name, fields, record_ids in reads
         ]
+
+
+def _retrieved(write: asyncio.Future[None]) -> None:
+    # An abandoned operation's write: its failure has no response left to blank.
+    if not write.cancelled():
+        write.exception()
 
 
 def _parsed(query: str) -> DocumentNode | None:

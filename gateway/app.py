@@ -49,6 +49,7 @@ from gateway.rate_limit import rate_limited
 from gateway.registry import close_registry, registry_from_settings, registry_status
 from gateway.settings import Settings, get_settings
 from gateway.subscriptions import LiveFeeds
+from gateway.trail_thread import TrailThread
 from policies import Policy, PolicyError, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
 from resolvers.officers import officer_kind
@@ -290,8 +291,9 @@ class AppState:
         self.verifier = self._verifier(self.policy.policy)
         self._access_override = access_override
         self._access = self._compiled_access(self.policy)
-        self.trail = TrailWriter(self.db, settings.trail_write_timeout_seconds,
-                                 document_key=trail_document_key(settings))
+        self.trail = TrailWriter(
+            TrailThread(settings.database_url, settings.trail_write_timeout_seconds),
+            document_key=trail_document_key(settings))
         # Per (role, purpose allowed): what the role reads; rebuilt with the policy.
         self._views: dict[tuple[str, bool], AccessView] = {}
         # Subscriptions: the event outbox's relay, the bus, the sockets (issue 11).
@@ -371,6 +373,7 @@ def create_app(
         await state.feeds.stop()
         checkpoints.cancel()
         await close_registry(state.registry)
+        await state.trail.thread.close()
         await state.engine.dispose()
 
     async def healthz(_request: Request) -> Response:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import event, exc, text
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
@@ -69,6 +69,18 @@ def create_engine(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> Asyn
                                connect_args={"timeout": connect_timeout,
                                              "server_settings": {"jit": "off"}},
                                hide_parameters=True)
+
+
+def sqlite_connection(url: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A blocking connection to the SQLite file of `url`, set up like the engine's, in
+    autocommit mode (the caller begins its own transactions), for a thread of its own."""
+    database = make_url(url).database
+    if not database:
+        raise ValueError("not an SQLite file URL")
+    connection = sqlite3.connect(database, isolation_level=None)
+    _sqlite_pragmas(connection, None)
+    connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    return connection
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -94,7 +94,7 @@ async def attach_permit_identity(info: Ctx, permits: Sequence[StayPermit],
     for permit, values in zip(permits, found, strict=True):
         _assign(permit, "StayPermit", values)
     note_reads(info, "StayPermit", ((str(p.db_id), v) for p, v in zip(permits, found,
-                                                                       strict=True)))
+                                                                       strict=True)), page=page)
 
 
 @strawberry.federation.type(keys=["id"])
@@ -192,7 +192,7 @@ async def attach_identity(info: Ctx, foreigners: Sequence[Foreigner], *path: str
     """The registry's part of these foreigners, in one upstream batch (schema.identity)."""
     pending = begin_identity(info, foreigners, *path, page=page)
     if pending is not None:
-        _apply_identity(info, foreigners, await pending)
+        _apply_identity(info, foreigners, await pending, page=page)
 
 
 def begin_identity(info: Ctx, foreigners: Sequence[Foreigner | Mapping[str, Any]], *path: str,
@@ -208,11 +208,11 @@ def begin_identity(info: Ctx, foreigners: Sequence[Foreigner | Mapping[str, Any]
 
 
 def _apply_identity(info: Ctx, foreigners: Sequence[Foreigner],
-                    found: list[dict[str, Any]]) -> None:
+                    found: list[dict[str, Any]], *, page: bool) -> None:
     for foreigner, values in zip(foreigners, found, strict=True):
         _assign(foreigner, "Foreigner", values)
     note_reads(info, "Foreigner", ((str(f.db_id), v) for f, v in zip(foreigners, found,
-                                                                      strict=True)))
+                                                                      strict=True)), page=page)
 
 
 def _assign(record: Any, type_name: str, values: dict[str, Any]) -> None:
@@ -280,7 +280,7 @@ async def _page_identity(info: Ctx, nodes: list[Foreigner],
     if identity is None:
         await attach_identity(info, nodes, "nodes", page=True)
     else:
-        _apply_identity(info, nodes, await identity)
+        _apply_identity(info, nodes, await identity, page=True)
 
 
 async def _page_permits(info: Ctx, nodes: list[Foreigner]) -> None:

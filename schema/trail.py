@@ -11,7 +11,7 @@ cannot, blanks every value of a recorded field in the response (`scrub`) — not
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -41,30 +41,52 @@ TRAIL_UNAVAILABLE_MESSAGE = "the access trail cannot be written; recorded fields
 
 
 class TrailReads:
-    """The recorded values one operation's response carries, by record."""
+    """The recorded values one operation's response carries: per record type and set of
+    fields, the records (a page of a thousand names is one group)."""
 
-    __slots__ = ("fields_by_record", "operation_name")
+    __slots__ = ("groups", "on_page", "operation_name")
 
     def __init__(self) -> None:
-        self.fields_by_record: dict[tuple[str, str], set[str]] = {}
+        # (type, sorted fields) -> record ids in the order first noted (a dict as a set).
+        self.groups: dict[tuple[str, tuple[str, ...]], dict[str, None]] = {}
         # The operation's name as the document gives it (the request may name none).
         self.operation_name: str | None = None
+        # Called once a page's reads are noted: the gateway may start writing them while
+        # the page's fields are completed (they are written before the response leaves).
+        self.on_page: Callable[[], None] | None = None
 
     def add(self, type_name: str, record_id: str, fields: Iterable[str], info: Any) -> None:
-        self.fields_by_record.setdefault((type_name, record_id), set()).update(fields)
+        self.groups.setdefault((type_name, tuple(sorted(set(fields)))), {})[record_id] = None
+        self.name_operation(info)
+
+    def name_operation(self, info: Any) -> None:
         if self.operation_name is None and info.operation.name is not None:
             self.operation_name = info.operation.name.value
+
+    def entries(self) -> list[tuple[str, tuple[str, ...], list[str]]]:
+        """(type, sorted fields, record ids) per distinct read noted so far, a record in
+        one of them only (the union of what it was read of); then no longer pending."""
+        groups, self.groups = self.groups, {}
+        types = [type_name for type_name, _fields in groups]
+        if len(types) == len(set(types)):
+            # One set of fields per type: no record can be in two groups.
+            return [(t, f, list(ids)) for (t, f), ids in groups.items()]
+        fields_of: dict[tuple[str, str], set[str]] = {}
+        for (type_name, fields), ids in groups.items():
+            for record_id in ids:
+                fields_of.setdefault((type_name, record_id), set()).update(fields)
+        merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for (type_name, record_id), fields_read in fields_of.items():
+            merged.setdefault((type_name, tuple(sorted(fields_read))), []).append(record_id)
+        return [(t, f, ids) for (t, f), ids in merged.items()]
 
     def records(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(type, id, sorted fields) per record noted so far, in a stable order; they are
         then no longer pending."""
-        records = [(t, i, tuple(sorted(f)))
-                   for (t, i), f in sorted(self.fields_by_record.items())]
-        self.fields_by_record = {}
-        return records
+        return sorted((t, i, f) for t, f, ids in self.entries() for i in ids)
 
     def __bool__(self) -> bool:
-        return bool(self.fields_by_record)
+        return bool(self.groups)
 
 
 def begin_reads() -> TrailReads:
@@ -73,22 +95,31 @@ def begin_reads() -> TrailReads:
     return reads
 
 
-def note_reads(info: Any, type_name: str, values_by_record: Iterable[tuple[str, Mapping[str,
-               Any]]]) -> None:
-    """Note, for records about to be sent, the recorded fields whose values are not null."""
+def note_reads(info: Any, type_name: str,
+               values_by_record: Iterable[tuple[str, Mapping[str, Any]]], *,
+               page: bool = False) -> None:
+    """Note, for records about to be sent, the recorded fields whose values are not null.
+    `page`: the records of a whole page (their entries may be written at once)."""
     reads = _READS.get()
-    recorded_here = {f for t, f in info.context.recorded if t == type_name}
+    recorded_here = sorted(f for t, f in info.context.recorded if t == type_name)
     if reads is None or not recorded_here:
         return
+    groups = reads.groups
+    key: tuple[str, tuple[str, ...]] | None = None
+    ids: dict[str, None] = {}
     for record_id, values in values_by_record:
-        sent = [f for f in recorded_here.intersection(values) if _is_value(values[f])]
-        if sent:
-            reads.add(type_name, record_id, sent, info)
-
-
-def _is_value(value: Any) -> bool:
-    # None is no read; a value the registry could not give is not a value either.
-    return value is not None and not isinstance(value, Unavailable)
+        sent = tuple(f for f in recorded_here
+                     if (value := values.get(f)) is not None and type(value) is not Unavailable)
+        if not sent:
+            continue
+        if key is None or sent != key[1]:
+            key = (type_name, sent)
+            ids = groups.setdefault(key, {})
+        ids[record_id] = None
+    if key is not None:
+        reads.name_operation(info)
+        if page and reads.on_page is not None:
+            reads.on_page()
 
 
 def recorded(value: Any, root: Any, type_name: str, field_name: str, info: Any) -> Any:

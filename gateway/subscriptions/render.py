@@ -25,7 +25,7 @@ from strawberry.types.graphql import OperationType
 
 from gateway.logging import log
 from policies import Principal
-from resolvers.trail import TrailRecord, TrailWriteError, append_records
+from resolvers.trail import TrailRecord, TrailWriteError
 from schema.budget import ExecutionBudget, ExecutionStoppedError
 from schema.context import GraphQLContext, build_context
 from schema.trail import begin_reads, recorded_keys, scrub
@@ -120,7 +120,7 @@ class Renderer:
             for s in subscribers for type_name, record_id, fields in reads
         ]
         try:
-            await append_records(self.state.db, records, timeout=trail.timeout)
+            await trail.thread.records(records)
         except TrailWriteError as exc:
             # Fail closed: no recorded value leaves without its entry (SPEC rule 6).
             log.error("trail.write_failed", request_id=context.loaders.request_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -91,7 +92,19 @@ async def append_locked(conn: AsyncConnection, entries: Sequence[TrailEntry],
                         after: tuple[int, str] | None = None) -> tuple[int, str]:
     """Chain `entries` after `after` (default: the last entry); the caller holds the chain
     lock. Returns the new last (seq, entry_hash)."""
-    seq, prev = after if after is not None else await last_link(conn)
+    rows, records, last = chained(entries, after if after is not None else await last_link(conn))
+    if conn.dialect.name == "postgresql":
+        await _insert_postgresql(conn, rows, records)
+    else:
+        await _insert_sqlite(conn, rows, records)
+    return last
+
+
+def chained(entries: Sequence[TrailEntry], after: tuple[int, str]
+            ) -> tuple[list[dict[str, Any]], list[tuple[int, list[str]]], tuple[int, str]]:
+    """The entries' rows chained after `after` = (seq, entry_hash), their records as
+    (seq, record ids), and the new last link."""
+    seq, prev = after
     rows: list[dict[str, Any]] = []
     records: list[tuple[int, list[str]]] = []
     for entry in entries:
@@ -102,11 +115,29 @@ async def append_locked(conn: AsyncConnection, entries: Sequence[TrailEntry],
         prev = row["entry_hash"] = entry_hash(prev, row, ids)
         rows.append(row)
         records.append((seq, ids))
-    if conn.dialect.name == "postgresql":
-        await _insert_postgresql(conn, rows, records)
-    else:
-        await _insert_sqlite(conn, rows, records)
-    return seq, prev
+    return rows, records, (seq, prev)
+
+
+def append_sqlite_blocking(conn: sqlite3.Connection, entries: Sequence[TrailEntry]) -> None:
+    """`append_entries` for SQLite in one blocking call, for a thread of its own (the
+    trail's writer): a handful of driver calls instead of dozens of hops through aiosqlite's
+    thread. `conn` is in autocommit mode (isolation_level None) with a busy timeout that
+    bounds the wait for the write lock; BEGIN IMMEDIATE takes the chain lock (locking.py)."""
+    if not entries:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        last = conn.execute(f"SELECT seq, entry_hash FROM {TABLE.name} "
+                            "ORDER BY seq DESC LIMIT 1").fetchone()
+        rows, records, _last = chained(
+            entries, (int(last[0]), str(last[1])) if last is not None else (0, GENESIS))
+        conn.executemany(_SQLITE_ENTRY_INSERT, _sqlite_entry_params(rows))
+        conn.executemany(_SQLITE_RECORDS_INSERT, _sqlite_record_params(records))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 _PG_ENTRY_INSERT = (f"INSERT INTO {TABLE.name} ({', '.join(COLUMNS)}) VALUES "
@@ -130,8 +161,19 @@ async def _insert_postgresql(conn: AsyncConnection, rows: list[dict[str, Any]],
 
 async def _insert_sqlite(conn: AsyncConnection, rows: list[dict[str, Any]],
                          records: list[tuple[int, list[str]]]) -> None:
-    """The driver's own executemany for the entries; the records of each entry as one JSON
-    array SQLite unpacks itself (`json_each`), so a thousand records are one parameter."""
+    await conn.exec_driver_sql(_SQLITE_ENTRY_INSERT, _sqlite_entry_params(rows))
+    await conn.exec_driver_sql(_SQLITE_RECORDS_INSERT, _sqlite_record_params(records))
+
+
+# The driver's own executemany for the entries; the records of each entry as one JSON
+# array SQLite unpacks itself (`json_each`), so a thousand records are one parameter.
+_SQLITE_ENTRY_INSERT = (f"INSERT INTO {TABLE.name} ({', '.join(COLUMNS)}) "
+                        f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+_SQLITE_RECORDS_INSERT = (f"INSERT INTO {RECORDS.name} (seq, record_id) "
+                          "SELECT ?, value FROM json_each(?)")
+
+
+def _sqlite_entry_params(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     # SQLAlchemy's SQLite DateTime text (naive UTC), so its reads parse what we wrote.
     stored: dict[dt.datetime, str] = {}
     params = []
@@ -141,9 +183,8 @@ async def _insert_sqlite(conn: AsyncConnection, rows: list[dict[str, Any]],
         if text is None:
             text = stored[at] = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         params.append(tuple(text if column == "at" else row[column] for column in COLUMNS))
-    placeholders = ", ".join("?" for _ in COLUMNS)
-    await conn.exec_driver_sql(
-        f"INSERT INTO {TABLE.name} ({', '.join(COLUMNS)}) VALUES ({placeholders})", params)
-    await conn.exec_driver_sql(
-        f"INSERT INTO {RECORDS.name} (seq, record_id) SELECT ?, value FROM json_each(?)",
-        [(seq, orjson.dumps(ids).decode()) for seq, ids in records])
+    return params
+
+
+def _sqlite_record_params(records: list[tuple[int, list[str]]]) -> list[tuple[int, str]]:
+    return [(seq, orjson.dumps(ids).decode()) for seq, ids in records]

@@ -1,0 +1,157 @@
+"""The access trail's writer: a thread of its own, with its own database connection.
+
+A page of a thousand names is recorded as soon as the registry's values are attached to
+it, and graphql-core then completes the page's fields without yielding to the event loop
+(tens of milliseconds). On the request's own loop the write would wait for that; on this
+thread it runs meanwhile, and the request awaits it only before its response leaves.
+
+- SQLite: one blocking connection, used by one worker thread: a write is a handful of
+  driver calls (resolvers.trail.append_sqlite_blocking) that release the GIL while SQLite
+  works, where the same write through aiosqlite hops between threads some sixty times.
+- PostgreSQL: an event loop of its own running the asyncpg write (append_entries): the
+  server does the work in its process.
+
+Every trail write of the process goes through here, so writes also queue in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from resolvers.db import Database, create_engine, sqlite_connection
+from resolvers.trail import (
+    TrailEntry,
+    TrailRecord,
+    TrailWriteError,
+    append_entries,
+    append_sqlite_blocking,
+    entries_of,
+)
+
+# How long closing waits for writes in flight before giving up on them.
+CLOSE_SECONDS = 10.0
+# The request's own backstop waits this much longer than the write's deadline: a write
+# gives up by itself at its deadline (before writing anything), so a response blanked for
+# a timeout never leaves entries behind that a late write would commit.
+BACKSTOP_GRACE_SECONDS = 1.0
+
+
+class TrailThread:
+    """Runs trail writes off the request's event loop; call from any running loop."""
+
+    def __init__(self, database_url: str, timeout: float) -> None:
+        self.timeout = timeout
+        self._backend: _Backend = (_SQLiteWriter(database_url, timeout)
+                                   if database_url.startswith("sqlite")
+                                   else _LoopWriter(database_url))
+
+    def entries(self, entries: Sequence[TrailEntry]) -> asyncio.Future[None]:
+        """Start appending `entries` now; the returned future (of the caller's loop) ends
+        when they are committed, or raises `TrailWriteError` (also after `timeout`)."""
+        deadline = time.monotonic() + self.timeout
+        return asyncio.ensure_future(self._bounded(self._backend.start(entries, deadline)))
+
+    def records(self, records: Sequence[TrailRecord]) -> asyncio.Future[None]:
+        """The same for reads given per record (grouped into entries)."""
+        return self.entries(entries_of(records))
+
+    async def _bounded(self, write: asyncio.Future[None]) -> None:
+        try:
+            async with asyncio.timeout(self.timeout + BACKSTOP_GRACE_SECONDS):
+                await asyncio.shield(write)
+        except TrailWriteError:
+            raise
+        except Exception as exc:  # timeout, driver, lock: fail closed, whatever it was
+            raise TrailWriteError() from exc
+
+    async def close(self) -> None:
+        await self._backend.close()
+
+
+class _Backend(Protocol):
+    def start(self, entries: Sequence[TrailEntry], deadline: float
+              ) -> asyncio.Future[None]: ...
+
+    async def close(self) -> None: ...
+
+
+class _SQLiteWriter:
+    def __init__(self, database_url: str, timeout: float) -> None:
+        self._url = database_url
+        self._busy_ms = max(1, int(timeout * 1000))
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sisada-trail-writer")
+        self._conn: sqlite3.Connection | None = None
+
+    def start(self, entries: Sequence[TrailEntry], deadline: float) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._append,
+                                                          entries, deadline)
+
+    def _append(self, entries: Sequence[TrailEntry], deadline: float) -> None:
+        # Only ever on the executor's one thread.
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            # Queued past its deadline: the request has given up on it, so nothing is written.
+            raise TrailWriteError("the trail write waited past its deadline")
+        if self._conn is None:
+            self._conn = sqlite_connection(self._url, busy_timeout_ms=self._busy_ms)
+        try:
+            # The wait for SQLite's write lock (the chain lock) ends by the deadline.
+            self._conn.execute(f"PRAGMA busy_timeout={max(1, int(remaining * 1000))}")
+            append_sqlite_blocking(self._conn, entries)
+        except sqlite3.Error:
+            # A connection left in doubt is not reused.
+            self._conn.close()
+            self._conn = None
+            raise
+
+    async def close(self) -> None:
+        def finish() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, finish)
+        self._executor.shutdown(wait=True)
+
+
+class _LoopWriter:
+    def __init__(self, database_url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        # The engine connects on first use, from this thread's loop (asyncpg connections
+        # belong to the loop that opened them).
+        self._db = Database(create_engine(database_url))
+        self._thread = threading.Thread(target=self._loop.run_forever,
+                                        name="sisada-trail-writer", daemon=True)
+        self._thread.start()
+
+    def start(self, entries: Sequence[TrailEntry], deadline: float) -> asyncio.Future[None]:
+        # append_entries gives up (and rolls back) by the deadline on its own loop.
+        work = append_entries(self._db, entries,
+                              timeout=max(0.001, deadline - time.monotonic()))
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    async def close(self) -> None:
+        async def drain() -> None:
+            pending = [task for task in asyncio.all_tasks()
+                       if task is not asyncio.current_task()]
+            if pending:
+                await asyncio.wait(pending, timeout=CLOSE_SECONDS)
+            await self._db.engine.dispose()
+
+        if not self._loop.is_running():
+            return
+        try:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(drain(), self._loop))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            await asyncio.to_thread(self._thread.join, CLOSE_SECONDS)
+            if not self._thread.is_alive():
+                self._loop.close()
+
