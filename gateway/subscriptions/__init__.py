@@ -22,8 +22,11 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     get_operation_ast,
     parse,
+    visit,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocket
@@ -108,10 +111,12 @@ class LiveFeeds:
 
     # -- a subscribe message -------------------------------------------------------------
 
-    async def prepare(self, subscriber: Subscriber, selection: Selection) -> FeedRequest:
+    async def prepare(self, subscriber: Subscriber, selection: Selection
+                      ) -> tuple[FeedRequest, Selection]:
         """What a subscribe message asks for, checked as an HTTP request is: parsed,
         validated and limited by the same schema and extensions, its root field allowed by
-        the policy (else FORBIDDEN), its arguments checked like a query's."""
+        the policy (else FORBIDDEN), its arguments checked like a query's. Also the
+        selection its events render with (`live_selection`)."""
         settings = self.state.settings
         if len(selection.query.encode("utf-8", "surrogatepass")) > settings.max_document_bytes:
             raise _refused(f"the document is larger than {settings.max_document_bytes} bytes",
@@ -140,10 +145,45 @@ class LiveFeeds:
             raise SubscriptionRefusedError([error.formatted for error in variables])
         definition = schema.subscription_type.fields[field.name.value]
         try:
-            return feed_request(context, field.name.value,
-                                get_argument_values(definition, field, variables))
+            request = feed_request(context, field.name.value,
+                                   get_argument_values(definition, field, variables))
         except GraphQLError as error:
             raise SubscriptionRefusedError([error.formatted]) from error
+        return request, live_selection(selection, document, field)
+
+
+class _VariableUses(Visitor):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.count = 0
+
+    def enter_variable(self, node: VariableNode, *_args: object) -> None:
+        if node.name.value == self.name:
+            self.count += 1
+
+
+def live_selection(selection: Selection, document: DocumentNode, field: FieldNode
+                   ) -> Selection:
+    """The selection without the variable that only carries the root field's `after`.
+
+    `after` shapes where a subscription starts (FeedRequest.after), never how an event
+    renders (the root field resolves to the event). Left in, every client resuming from
+    its own last id — as the graphql-ws snippet does — would key a group of its own, and
+    the work per event would grow with the reconnected subscribers instead of the groups.
+    A variable used anywhere else in the document stays: it may shape the rendering."""
+    variables = selection.variables
+    name = next((argument.value.name.value for argument in field.arguments or ()
+                 if argument.name.value == "after" and isinstance(argument.value, VariableNode)),
+                None)
+    if not variables or name is None or name not in variables:
+        return selection
+    uses = _VariableUses(name)
+    visit(document, uses)
+    if uses.count != 2:  # its definition and `after`, nothing else
+        return selection
+    return Selection(selection.query, {k: v for k, v in variables.items() if k != name},
+                     selection.operation_name)
 
 
 def _root_field(document: DocumentNode,

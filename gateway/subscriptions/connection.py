@@ -296,8 +296,8 @@ class Connection:
         from gateway.subscriptions import SubscriptionRefusedError
 
         try:
-            request = await self.feeds.prepare(self.subscriber, selection)
-            member = Member(self, op_id, self.subscriber, selection, request)
+            request, live = await self.feeds.prepare(self.subscriber, selection)
+            member = Member(self, op_id, self.subscriber, live, request)
             operation.member = member
             await self.feeds.hub.join(member)
         except SubscriptionRefusedError as exc:

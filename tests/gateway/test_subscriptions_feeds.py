@@ -197,3 +197,49 @@ def orjson_text(payload: dict[str, Any]) -> str:
     import orjson
 
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+
+
+async def test_subscribers_resuming_from_different_ids_share_one_rendering(
+        deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings = deployment.settings_with(tmp_path_factory.mktemp("resumed"))
+    app = create_app(settings)
+    renderer = app.state.sisada.feeds.renderer
+    renders: list[str] = []
+    render = renderer.render
+
+    async def counted(*args: Any, **kwargs: Any) -> str:
+        renders.append(args[0].role)
+        return await render(*args, **kwargs)
+
+    renderer.render = counted
+    with ServerThread(app) as base_url:
+        sockets = [await _client(base_url, deployment.token("immigration_supervisor"))
+                   for _ in range(4)]
+        try:
+            for _ in range(3):  # ids to resume from
+                await asyncio.to_thread(deployment.gql, RECORD, "immigration_officer", input={
+                    "kind": "HOME_VISIT", "areaCode": deployment.facts.busiest_setiabudi_rt,
+                    "notes": f"{MARKER}{uuid.uuid4().hex}"})
+            last = int(_last(deployment))
+            # Each resumes from its own last id, as a reconnecting graphql-ws client does.
+            ops = [await s.subscribe(ACTIVITIES, {"after": str(last - n)})
+                   for n, s in enumerate(sockets)]
+            await asyncio.sleep(1.0)  # joined, their replays sent
+            renders.clear()
+            notes = f"{MARKER}{uuid.uuid4().hex}"
+            await asyncio.to_thread(deployment.gql, RECORD, "immigration_officer", input={
+                "kind": "HOME_VISIT", "areaCode": deployment.facts.busiest_setiabudi_rt,
+                "notes": notes})
+            seen = []
+            for s, op in zip(sockets, ops, strict=True):
+                while True:  # past the replayed events, to the new one
+                    event = (await s.next_payload(op))["data"]["activityRecorded"]
+                    if event["activity"]["notes"] == notes:
+                        seen.append(event["eventId"])
+                        break
+        finally:
+            for s in sockets:
+                await s.__aexit__()
+    # One group: one rendering for the four sockets, the same event id for each.
+    assert renders == ["immigration_supervisor"]
+    assert len(set(seen)) == 1
