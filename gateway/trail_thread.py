@@ -8,8 +8,9 @@ thread it runs meanwhile, and the request awaits it only before its response lea
 - SQLite: one blocking connection, used by one worker thread: a write is a handful of
   driver calls (resolvers.trail.append_sqlite_blocking) that release the GIL while SQLite
   works, where the same write through aiosqlite hops between threads some sixty times.
-- PostgreSQL: an event loop of its own running the asyncpg write (append_entries): the
-  server does the work in its process.
+- PostgreSQL: an event loop of its own and one plain asyncpg connection: a write is four
+  round trips (resolvers.trail.append_postgresql_direct), and the server does the work in
+  its own process.
 
 Every trail write of the process goes through here, so writes also queue in one place.
 """
@@ -22,14 +23,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from resolvers.db import Database, create_engine, sqlite_connection
+from resolvers.db import postgresql_connection, sqlite_connection
 from resolvers.trail import (
     TrailEntry,
     TrailRecord,
     TrailWriteError,
-    append_entries,
+    append_postgresql_direct,
     append_sqlite_blocking,
     entries_of,
 )
@@ -123,19 +124,36 @@ class _SQLiteWriter:
 
 class _LoopWriter:
     def __init__(self, database_url: str) -> None:
+        self._url = database_url
         self._loop = asyncio.new_event_loop()
-        # The engine connects on first use, from this thread's loop (asyncpg connections
-        # belong to the loop that opened them).
-        self._db = Database(create_engine(database_url))
+        # Created on first use, from this thread's loop (an asyncpg connection belongs to
+        # the loop that opened it); used by one write at a time, in arrival order.
+        self._conn: Any = None
+        self._lock: asyncio.Lock | None = None
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="sisada-trail-writer", daemon=True)
         self._thread.start()
 
     def start(self, entries: Sequence[TrailEntry], deadline: float) -> asyncio.Future[None]:
-        # append_entries gives up (and rolls back) by the deadline on its own loop.
-        work = append_entries(self._db, entries,
-                              timeout=max(0.001, deadline - time.monotonic()))
+        work = self._append(entries, deadline)
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    async def _append(self, entries: Sequence[TrailEntry], deadline: float) -> None:
+        # On the writer's loop. Gives up (the transaction rolled back with its connection)
+        # by the deadline, whether queued, waiting for the chain lock or writing.
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with asyncio.timeout_at(self._loop.time() + deadline - time.monotonic()):
+            async with self._lock:
+                if self._conn is None:
+                    self._conn = await postgresql_connection(self._url)
+                try:
+                    await append_postgresql_direct(self._conn, entries)
+                except BaseException:
+                    # A connection left mid-transaction is not reused.
+                    conn, self._conn = self._conn, None
+                    conn.terminate()
+                    raise
 
     async def close(self) -> None:
         async def drain() -> None:
@@ -143,7 +161,9 @@ class _LoopWriter:
                        if task is not asyncio.current_task()]
             if pending:
                 await asyncio.wait(pending, timeout=CLOSE_SECONDS)
-            await self._db.engine.dispose()
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
 
         if not self._loop.is_running():
             return
@@ -154,4 +174,3 @@ class _LoopWriter:
             await asyncio.to_thread(self._thread.join, CLOSE_SECONDS)
             if not self._thread.is_alive():
                 self._loop.close()
-

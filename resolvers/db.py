@@ -83,6 +83,15 @@ def sqlite_connection(url: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     return connection
 
 
+async def postgresql_connection(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> Any:
+    """A plain asyncpg connection to the database of `url` (a SQLAlchemy URL), outside the
+    engine's pool, for a writer that owns it."""
+    import asyncpg
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return await asyncpg.connect(dsn, timeout=connect_timeout)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

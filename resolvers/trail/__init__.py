@@ -10,7 +10,12 @@ one row per record read, by page or by record (`read`).
 
 from __future__ import annotations
 
-from resolvers.trail.append import append_entries, append_records, append_sqlite_blocking
+from resolvers.trail.append import (
+    append_entries,
+    append_postgresql_direct,
+    append_records,
+    append_sqlite_blocking,
+)
 from resolvers.trail.chain import GENESIS, TrailEntry, TrailRecord, TrailWriteError, entries_of
 from resolvers.trail.prune import Pruned, prune
 from resolvers.trail.read import (
@@ -34,6 +39,7 @@ __all__ = [
     "TrailWriteError",
     "VerifyResult",
     "append_entries",
+    "append_postgresql_direct",
     "append_records",
     "append_sqlite_blocking",
     "entries_about_foreigner",

@@ -27,7 +27,7 @@ from resolvers.trail.chain import (
     entry_hash,
     row_of,
 )
-from resolvers.trail.locking import chain_lock
+from resolvers.trail.locking import CHAIN_LOCK_KEY, chain_lock
 
 TABLE = AccessTrailEntry.__table__
 RECORDS = AccessTrailRecord.__table__
@@ -140,8 +140,45 @@ def append_sqlite_blocking(conn: sqlite3.Connection, entries: Sequence[TrailEntr
         raise
 
 
+async def append_postgresql_direct(conn: Any, entries: Sequence[TrailEntry]) -> None:
+    """`append_entries` for PostgreSQL over one plain asyncpg connection (the trail's
+    writer's own): four round trips and no pool, where the same write through SQLAlchemy
+    takes twice as many, each a wake-up of the writer's thread. The advisory lock is taken
+    in the statement that begins the transaction, and the last link read by the next one
+    (read committed: that statement's snapshot is taken after the lock was granted). The
+    caller closes `conn` after any failure."""
+    if not entries:
+        return
+    await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})")
+    last = await conn.fetchrow(f"SELECT seq, entry_hash FROM {TABLE.name} "
+                               "ORDER BY seq DESC LIMIT 1")
+    rows, records, _last = chained(
+        entries, (int(last["seq"]), str(last["entry_hash"])) if last is not None else (0, GENESIS))
+    if len(rows) == 1:
+        # One entry (a request's usual batch): entry and records in one statement.
+        await conn.execute(_PG_ENTRY_WITH_RECORDS, *(rows[0][column] for column in COLUMNS),
+                           *_pg_record_arrays(records))
+    else:
+        await conn.executemany(_PG_ENTRY_INSERT,
+                               [tuple(row[column] for column in COLUMNS) for row in rows])
+        await conn.execute(_PG_RECORDS_INSERT, *_pg_record_arrays(records))
+    await conn.execute("COMMIT")
+
+
+def _pg_record_arrays(records: list[tuple[int, list[str]]]) -> tuple[list[int], list[str]]:
+    return ([seq for seq, ids in records for _ in ids],
+            [record_id for _, ids in records for record_id in ids])
+
+
 _PG_ENTRY_INSERT = (f"INSERT INTO {TABLE.name} ({', '.join(COLUMNS)}) VALUES "
                     f"({', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))})")
+
+
+_PG_RECORDS_INSERT = (f"INSERT INTO {RECORDS.name} (seq, record_id) "
+                      "SELECT unnest($1::bigint[]), unnest($2::text[])")
+_PG_ENTRY_WITH_RECORDS = (
+    f"WITH entry AS ({_PG_ENTRY_INSERT}) INSERT INTO {RECORDS.name} (seq, record_id) "
+    f"SELECT unnest(${len(COLUMNS) + 1}::bigint[]), unnest(${len(COLUMNS) + 2}::text[])")
 
 
 async def _insert_postgresql(conn: AsyncConnection, rows: list[dict[str, Any]],
@@ -152,11 +189,7 @@ async def _insert_postgresql(conn: AsyncConnection, rows: list[dict[str, Any]],
     raw = (await conn.get_raw_connection()).driver_connection
     await raw.executemany(  # type: ignore[union-attr]
         _PG_ENTRY_INSERT, [tuple(row[column] for column in COLUMNS) for row in rows])
-    await raw.execute(  # type: ignore[union-attr]
-        f"INSERT INTO {RECORDS.name} (seq, record_id) "
-        "SELECT unnest($1::bigint[]), unnest($2::text[])",
-        [seq for seq, ids in records for _ in ids],
-        [record_id for _, ids in records for record_id in ids])
+    await raw.execute(_PG_RECORDS_INSERT, *_pg_record_arrays(records))  # type: ignore[union-attr]
 
 
 async def _insert_sqlite(conn: AsyncConnection, rows: list[dict[str, Any]],
