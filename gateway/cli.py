@@ -97,6 +97,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     options: dict[str, object] = {
         "host": host, "port": port, "log_level": settings.log_level.lower(),
         "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None,
+        # A larger WebSocket message is refused by the server itself (close 1009) before
+        # it is buffered: uvicorn would otherwise accept up to 16 MiB.
+        "ws_max_size": settings.ws_max_message_bytes,
     }
     if workers > 1:
         # Each worker process builds its own app from the same SISADA_* environment.

@@ -115,3 +115,30 @@ def test_a_proxy_named_by_the_old_setting_is_believed(
                  SISADA_FORWARDED_ALLOW_IPS="127.0.0.1") as base_url:
         statuses = _statuses(base_url, 4)
     assert statuses == [200, 200, 200, 200]
+
+
+def test_sisada_serve_refuses_an_oversized_websocket_message_at_the_server(
+    deployment: Deployment, tmp_path: Path,
+) -> None:
+    """`sisada serve` hands the message limit to uvicorn, which refuses a larger frame
+    itself (close 1009) rather than buffering up to its own 16 MiB default first; a
+    message within the limit is still answered."""
+    import asyncio
+
+    from ws_client import FeedClient
+
+    async def exchange(base_url: str) -> tuple[dict[str, object], int | None, str]:
+        async with FeedClient(base_url) as small:
+            acknowledged = await small.init()
+        async with FeedClient(base_url) as large:
+            await large.send({"type": "connection_init", "payload": {"pad": "x" * 200_000}})
+            code = await large.closed_with()
+            assert large.ws is not None
+            return acknowledged, code, large.ws.close_reason or ""
+
+    with serving(deployment, tmp_path, SISADA_WS_MAX_MESSAGE_BYTES="2048") as base_url:
+        acknowledged, code, reason = asyncio.run(exchange(base_url))
+    assert acknowledged == {"type": "connection_ack"}
+    assert code == 1009
+    # The WebSocket library's own refusal, not the application's after reading it whole.
+    assert "2048" in reason and "exceeds" in reason, reason
