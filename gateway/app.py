@@ -118,9 +118,9 @@ class SisadaGraphQL(GraphQL):
         if trail is not None:
             # Recorded values leave only with their trail entries (SPEC rule 6).
             result = await trail.settle(result)
-        if "mutation" in query:
-            # A mutation may have committed live events: the relay reads the outbox now
-            # (a false alarm costs one indexed read; a missed one, the relay's poll).
+        if getattr(context, "events_written", False):
+            # A mutation committed live events: the relay reads the outbox now rather than
+            # at its next poll.
             self.app_state.feeds.outbox_written()
         return result
 

@@ -47,6 +47,9 @@ class GraphQLContext:
     hook_recorded: frozenset[tuple[str, str]] = frozenset()
     purpose_blocked: frozenset[tuple[str, str]] = frozenset()
     purpose: str | None = None
+    # Set by a mutation that committed a live event (resolvers/outbox.py): the gateway then
+    # wakes its outbox relay at once instead of at the next poll.
+    events_written: bool = False
 
     @property
     def redacted(self) -> set[tuple[str, str]]:

@@ -416,6 +416,7 @@ class Mutation:
             foreigner_id=foreigner_id,
             submitter=info.context.principal,
         )
+        info.context.events_written = True
         return ReportReceipt(receipt_code=receipt["receipt_code"], status=receipt["status"])
 
     @strawberry.mutation(description="Record a field activity of the calling officer.")
@@ -452,6 +453,7 @@ class Mutation:
             joint_operation=input.joint_operation or input.kind.value == "joint_operation",
             occurred_at=input.occurred_at,
         )
+        info.context.events_written = True
         row = await info.context.loaders.activity.load(activity_id)
         return Activity.from_row(row) if row else None
 
@@ -471,6 +473,7 @@ class Mutation:
         )
         if not updated:
             raise NotFoundError("no such report")
+        info.context.events_written = True
         info.context.loaders.report.clear(report_id)
         return await load_report(info, report_id)
 
