@@ -152,6 +152,11 @@ class LiveFeeds:
         return request, live_selection(selection, document, field)
 
 
+# What `after` reads while an event renders: the root field resolves to the event, so the
+# value never counts; it is only one value for every subscriber.
+RENDERED_AFTER = "0"
+
+
 class _VariableUses(Visitor):
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -165,7 +170,8 @@ class _VariableUses(Visitor):
 
 def live_selection(selection: Selection, document: DocumentNode, field: FieldNode
                    ) -> Selection:
-    """The selection without the variable that only carries the root field's `after`.
+    """The selection with the variable that only carries the root field's `after` set to
+    one value for everyone (kept, not dropped: a document may declare it non-null).
 
     `after` shapes where a subscription starts (FeedRequest.after), never how an event
     renders (the root field resolves to the event). Left in, every client resuming from
@@ -182,7 +188,7 @@ def live_selection(selection: Selection, document: DocumentNode, field: FieldNod
     visit(document, uses)
     if uses.count != 2:  # its definition and `after`, nothing else
         return selection
-    return Selection(selection.query, {k: v for k, v in variables.items() if k != name},
+    return Selection(selection.query, {**variables, name: RENDERED_AFTER},
                      selection.operation_name)
 
 

@@ -330,6 +330,10 @@ class Connection:
     # -- the hub's sink -------------------------------------------------------------------
 
     def send_next(self, op_id: str, payload: str) -> None:
+        if op_id not in self.ops:
+            # Ended meanwhile (completed, or by a policy reload) while its event rendered:
+            # nothing more goes out under that id.
+            return
         # The payload text is shared by every socket of a group; only the id is this one's.
         self._enqueue('{"id":' + orjson.dumps(op_id).decode() + ',"type":"next","payload":'
                       + payload + "}")

@@ -152,17 +152,24 @@ class FeedHub:
         member.group = group
 
     def policy_reloaded(self) -> None:
-        """End the subscriptions whose feed the new policy no longer opens to their role;
-        the others render under the new policy from the next event on."""
+        """End every subscription: each was checked (its root field, its filters) and
+        grouped (by the claims the row rules compare) under the old policy, and neither
+        may outlive it. A feed the new policy closes to the role ends with FORBIDDEN; any
+        other with POLICY_RELOADED, and the client subscribes again with `after` set to
+        the last eventId it received, missing nothing (the replay runs under the new
+        policy)."""
         for group in list(self.groups.values()):
             access = self.state.access_for(group.principal)
             if access.may_read("Subscription", group.request.field):
-                continue
+                error = {"message": "the access policy changed: subscribe again, with "
+                                    "`after` set to the last eventId received",
+                         "extensions": {"code": "POLICY_RELOADED"}}
+            else:
+                error = {"message": f"not allowed to use Subscription.{group.request.field}",
+                         "extensions": {"code": "FORBIDDEN"}}
             for member in list(group.members.values()):
                 self.leave(member)
-                member.sink.send_error(member.op_id, [{
-                    "message": f"not allowed to use Subscription.{group.request.field}",
-                    "extensions": {"code": "FORBIDDEN"}}])
+                member.sink.send_error(member.op_id, [error])
                 member.sink.forget(member.op_id)
 
     # -- live ---------------------------------------------------------------------------

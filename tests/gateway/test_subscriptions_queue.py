@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.settings import Settings
 from gateway.subscriptions import codes
-from gateway.subscriptions.connection import Connection
+from gateway.subscriptions.connection import Connection, _Operation
 
 
 class _StuckSocket:
@@ -33,7 +33,9 @@ def _connection(**limits: Any) -> tuple[Connection, _StuckSocket]:
     settings = Settings(jwt_secret="x" * 40, **limits)
     socket = _StuckSocket()
     feeds = SimpleNamespace(state=SimpleNamespace(settings=settings))
-    return Connection(socket, feeds), socket  # type: ignore[arg-type]
+    connection = Connection(socket, feeds)  # type: ignore[arg-type]
+    connection.ops["op"] = _Operation()  # one subscription in progress
+    return connection, socket
 
 
 async def test_a_full_queue_closes_the_socket_4413_and_drops_the_backlog() -> None:
@@ -53,6 +55,14 @@ async def test_the_byte_bound_closes_before_the_frame_bound() -> None:
     connection.send_next("op", '"' + "x" * 1500 + '"')
     connection.send_next("op", '"' + "x" * 1500 + '"')
     assert connection.closing is not None and connection.closing[0] == codes.SLOW_CONSUMER
+
+
+async def test_nothing_is_queued_for_a_subscription_that_ended() -> None:
+    connection, _socket = _connection()
+    connection.send_next("op", '{"n":1}')
+    connection.forget("op")
+    connection.send_next("op", '{"n":2}')  # rendered before it ended, sent after: dropped
+    assert len(connection._frames) == 1
 
 
 async def test_a_frame_that_cannot_leave_in_time_closes_4413() -> None:
