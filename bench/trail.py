@@ -18,8 +18,8 @@ and that same registry: one with the access trail on (the default), one with it 
   and the gateway's, and the trail's share (on - off) is all the gateway's;
 - the trail's write alone, in this process after the rounds (gateways stopped): 1,000
   reads like a request's, grouped into their entry and hashed (CPU only), and that entry
-  appended (`append_entries`: chain lock, last link, hashing, one insert for the entry and
-  one for its records, commit), medians of 11;
+  appended by the gateway's own trail writer (`gateway/trail_thread.py`: chain lock, last
+  link, hashing, the entry and its records, commit), medians of 11;
 - `sisada trail verify` on the office database after all that (bar: exit 0).
 
 Prints a table per backend and a PASS/FAIL line per bar; exits non-zero if a bar fails.
@@ -87,8 +87,7 @@ def trail_write(database_url: str, repeats: int = 11) -> tuple[float, float]:
     it (what a request waits for with the trail on, less noting the reads)."""
     import datetime as dt
 
-    from resolvers.db import Database
-    from resolvers.trail.append import append_entries
+    from gateway.trail_thread import TrailThread
     from resolvers.trail.chain import GENESIS, TrailEntry, entry_hash, row_of
 
     def entries(n: int) -> list[TrailEntry]:
@@ -103,7 +102,7 @@ def trail_write(database_url: str, repeats: int = 11) -> tuple[float, float]:
                            record_ids=tuple(sorted(str(i) for i in range(1, 1001))))]
 
     async def run() -> tuple[float, float]:
-        engine = create_engine(database_url)
+        writer = TrailThread(database_url, timeout=30)
         hashing, appending = [], []
         try:
             for n in range(repeats):
@@ -114,10 +113,10 @@ def trail_write(database_url: str, repeats: int = 11) -> tuple[float, float]:
                                list(entry.record_ids))
                 hashing.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                await append_entries(Database(engine), batch, timeout=30)
+                await writer.entries(batch)
                 appending.append(time.perf_counter() - started)
         finally:
-            await engine.dispose()
+            await writer.close()
         return statistics.median(hashing) * 1000, statistics.median(appending) * 1000
 
     return asyncio.run(run())
