@@ -1,31 +1,70 @@
-"""The `sisada` command: migrate, seed, serve, token, demo."""
+"""The `sisada` command: migrate, seed, serve, token, demo, the stand-in registry, the
+policy and the access trail.
+
+Exit codes: 0 done; 1 the command could not do its work (a database out of reach or not
+migrated, data already there, a missing key); 2 the command line or a SISADA_* setting is
+wrong. Every failure is one line on stderr, never a traceback (gateway/cli_errors.py).
+`sisada trail` keeps its own: 1 the trail is broken or a prune refused, 2 unreadable."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import trail_cli
-from gateway.auth import mint_dev_token
+from gateway.auth import AuthConfigError, dev_secret, mint_dev_token
+from gateway.cli_errors import (
+    OFFICE_DATABASE,
+    REGISTRY_DATABASE,
+    USAGE,
+    CliError,
+    check_database,
+    check_http_url,
+    database_errors,
+    shown,
+)
 from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError
+from policies.area_codes import is_area_code, level_of
 from resolvers import migrate
-from resolvers.db import create_engine
-from resolvers.models import Area, Officer, Residence
-from resolvers.seed import SeedError, policy_submitters, seed_database
+from resolvers.db import Database, create_engine
+from resolvers.models import Area, Foreigner, Officer, Residence
+from resolvers.officers import officer_kind
+from resolvers.seed import (
+    DEFAULT_FOREIGNERS,
+    DEFAULT_SEED,
+    SeedError,
+    SeedSummary,
+    clear_seeded_data,
+    policy_submitters,
+    seed_database,
+)
 
 DEMO_KECAMATAN = "31.74.02"  # Setiabudi: the demo jurisdiction
+# The whole seed is built in memory before it is written (~5 KB a foreigner with its
+# permits, residences, reports and activities): 100,000 take about half a gigabyte.
+MAX_SEED_FOREIGNERS = 100_000
+REGISTRY_URL = "SISADA_REGISTRY_URL"
+
+
+# -- migrate -----------------------------------------------------------------------------------
 
 
 def migrate_both(settings: Settings) -> None:
@@ -33,15 +72,23 @@ def migrate_both(settings: Settings) -> None:
     still holds from before the split is copied into the registry first, then dropped."""
     from examples.registry import store
 
-    asyncio.run(store.migrate_registry(settings.registry_database_url))
-    persons, permits = migrate.identity_rows(settings.database_url)
+    office, registry = settings.database_url, settings.registry_database_url
+    check_database(OFFICE_DATABASE, office, must_exist=False)
+    check_database(REGISTRY_DATABASE, registry, must_exist=False)
+    with database_errors(REGISTRY_DATABASE, registry):
+        asyncio.run(store.migrate_registry(registry))
+    with database_errors(OFFICE_DATABASE, office):
+        _refuse_unknown_revision(settings)
+        persons, permits = migrate.identity_rows(office)
     if persons:
-        asyncio.run(store.write_identities(settings.registry_database_url, persons, permits))
+        with database_errors(REGISTRY_DATABASE, registry):
+            asyncio.run(store.write_identities(registry, persons, permits))
         print(f"moved the identity of {len(persons)} foreigners to the registry",
               file=sys.stderr)
-    migrate.upgrade(settings.database_url, identity_moved=bool(persons))
-    if persons:
-        migrate.scrub_dropped_identity(settings.database_url)
+    with database_errors(OFFICE_DATABASE, office):
+        migrate.upgrade(office, identity_moved=bool(persons))
+        if persons:
+            migrate.scrub_dropped_identity(office)
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -50,35 +97,188 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-async def _seed(settings: Settings, foreigners: int, seed: int) -> int:
+def require_migrated(settings: Settings, hint: str = "run `sisada migrate` first") -> None:
+    """The office database exists, is reachable and is at this version's schema."""
+    url = settings.database_url
+    check_database(OFFICE_DATABASE, url, must_exist=True, hint=hint)
+    with database_errors(OFFICE_DATABASE, url):
+        current = asyncio.run(migrate.current_revision(url))
+    head = migrate.head_revision()
+    if current == head:
+        return
+    where = f"{OFFICE_DATABASE}={shown_url(url)}"
+    if current is None:
+        raise CliError(f"the database is not migrated: {hint} ({where})")
+    _refuse_unknown_revision(settings, current)
+    raise CliError(f"the database is at revision {current}, this version needs {head}: "
+                   f"{hint} ({where})")
+
+
+def _refuse_unknown_revision(settings: Settings, current: str | None = None) -> None:
+    # A database a newer version migrated: this one would misread it, and cannot go back.
+    url = settings.database_url
+    if current is None:
+        current = asyncio.run(migrate.current_revision(url))
+    if current is not None and current not in migrate.known_revisions():
+        raise CliError(f"the database is at revision {current}, which only a newer version "
+                       f"of sisada knows ({OFFICE_DATABASE}={shown_url(url)})")
+
+
+def shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return shown(make_url(url))
+
+
+# -- seed --------------------------------------------------------------------------------------
+
+
+class SeedProgress:
+    """How far the seed is, on stderr: a percentage rewritten in place on a terminal; in a
+    log (not a terminal) only the first and the last line, so the log stays readable."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.on_terminal = sys.stderr.isatty()
+        self.shown = -1
+
+    def start(self) -> None:
+        end = "" if self.on_terminal else "\n"
+        print(f"{self.label} …", end=end, file=sys.stderr, flush=True)
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 if total == 0 else done * 100 // total
+        if self.on_terminal and percent != self.shown:
+            print(f"\r{self.label}: {percent:3d} %", end="", file=sys.stderr, flush=True)
+        self.shown = percent
+
+    def finish(self) -> None:
+        if self.on_terminal:
+            print(file=sys.stderr, flush=True)
+
+
+def seed_both(settings: Settings, foreigners: int, seed: int, *, reset: bool,
+              label: str) -> SeedSummary:
+    """Fill both databases with the demo data (after clearing them when `reset`)."""
     from examples.registry import store
 
+    office, registry = settings.database_url, settings.registry_database_url
+    require_migrated(settings)
+    check_database(REGISTRY_DATABASE, registry, must_exist=False)
     # The demo reports are owned by the principals `sisada token` mints: the policy names
     # their roles, the settings the issuer.
-    submitters = policy_submitters(Policy(settings.policy_dir))
-    engine = create_engine(settings.database_url)
-    registry = settings.registry_database_url
+    submitters = policy_submitters(load_policy(settings))
+    with database_errors(REGISTRY_DATABASE, registry):
+        asyncio.run(store.migrate_registry(registry))
+        registry_empty = asyncio.run(store.registry_is_empty(registry))
+    with database_errors(OFFICE_DATABASE, office):
+        seeded = asyncio.run(_foreigner_count(office))
+    if seeded is not None or not registry_empty:
+        if not reset:
+            what = (f"the database is already seeded ({seeded} foreigners)" if seeded is not None
+                    else "the registry database already holds people (the office's is empty)")
+            raise CliError(f"{what}: `sisada seed --reset` deletes the demo data of both "
+                           "databases and seeds again")
+        with database_errors(OFFICE_DATABASE, office):
+            cleared = asyncio.run(_clear(office))
+        with database_errors(REGISTRY_DATABASE, registry):
+            asyncio.run(store.delete_identities(registry))
+        print(f"{label}: cleared {cleared} foreigners from the office and registry databases "
+              "(the access trail is kept: it is append-only)", file=sys.stderr)
+
+    async def write_identity(persons: list[dict[str, Any]],
+                             permits: list[dict[str, Any]]) -> None:
+        # Inside the office's transaction: a registry that fails rolls the office back, and
+        # the failure is named after the registry's setting, not the office's.
+        with database_errors(REGISTRY_DATABASE, registry):
+            try:
+                await store.write_identities(registry, persons, permits)
+            except store.RegistryNotEmptyError as exc:
+                raise CliError("the registry database filled up while seeding (another "
+                               "seed?): run `sisada seed --reset`") from exc
+
+    progress = SeedProgress(f"{label}: seeding {foreigners} foreigners (office and registry)")
+    progress.start()
+
+    async def run() -> SeedSummary:
+        engine = create_engine(office)
+        try:
+            return await seed_database(engine, foreigners=foreigners, seed=seed,
+                                       submitters=submitters, issuer=settings.jwt_issuer,
+                                       write_identity=write_identity, progress=progress)
+        finally:
+            await engine.dispose()
+
     try:
-        await store.migrate_registry(registry)
-        if not await _is_empty(settings):
-            raise SeedError("database already seeded")
-        if not await store.registry_is_empty(registry):
-            raise SeedError("the registry database already holds people")
-        # Identity goes to the registry only; the office rows commit after it is written.
-        summary = await seed_database(engine, foreigners=foreigners, seed=seed,
-                                      submitters=submitters, issuer=settings.jwt_issuer,
-                                      write_identity=partial(store.write_identities, registry))
+        with database_errors(OFFICE_DATABASE, office):
+            return asyncio.run(run())
     except SeedError as exc:
-        print(f"seed: {exc}", file=sys.stderr)
-        return 1
+        raise CliError(f"{exc}: `sisada seed --reset` seeds again") from exc
+    finally:
+        progress.finish()
+
+
+async def _foreigner_count(url: str) -> int | None:
+    """How many foreigners the office holds; None when it holds no area (never seeded)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.scalar(select(func.count()).select_from(Area)):
+                return None
+            return await conn.scalar(select(func.count()).select_from(Foreigner)) or 0
     finally:
         await engine.dispose()
-    print(f"seeded: {summary}", file=sys.stderr)
-    return 0
+
+
+async def _clear(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        return await clear_seeded_data(engine)
+    finally:
+        await engine.dispose()
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_seed(settings, args.foreigners, args.seed))
+    summary = seed_both(settings, args.foreigners, args.seed, reset=args.reset, label="seed")
+    print(f"seeded: {describe_summary(summary)}", file=sys.stderr)
+    _ensure_signing_key(settings)
+    return 0
+
+
+def describe_summary(summary: SeedSummary) -> str:
+    return (f"{summary.foreigners} foreigners, {summary.permits} permits, "
+            f"{summary.residences} residences, {summary.reports} reports, "
+            f"{summary.activities} activities, {summary.officers} officers, "
+            f"{summary.areas} areas")
+
+
+def _ensure_signing_key(settings: Settings) -> None:
+    """The seed prepares a working directory for the demo: `sisada token` and `sisada serve`
+    run here share the development key it creates (token never creates one)."""
+    if settings.jwt_secret or settings.jwt_public_key or settings.jwks_url:
+        return
+    path = Path(settings.dev_key_file)
+    if path.exists():
+        return
+    dev_secret(settings)
+    print(f"created the development signing key {path.resolve()} (shared by `sisada token` "
+          "and `sisada serve` run here)", file=sys.stderr)
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def serve_options(settings: Settings, host: str, port: int) -> dict[str, object]:
+    # X-Forwarded-For is believed only from the proxies named (uvicorn would trust
+    # 127.0.0.1 by default: anything local could then pick its own address for rate limits).
+    proxies = settings.trusted_proxies
+    return {
+        "host": host, "port": port, "log_level": settings.log_level.lower(),
+        "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None,
+        # A larger WebSocket message is refused by the server itself (close 1009) before
+        # it is buffered: uvicorn would otherwise accept up to 16 MiB.
+        "ws_max_size": settings.ws_max_message_bytes,
+    }
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -86,132 +286,249 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
 
-    if getattr(args, "migrate", False):
+    check_http_url(REGISTRY_URL, settings.registry_url)
+    if args.migrate:
         migrate_both(settings)
-
+    else:
+        require_migrated(settings, "run `sisada migrate` first, or `sisada serve --migrate`")
     host, port = args.host or settings.host, args.port or settings.port
-    workers = getattr(args, "workers", 1) or 1
-    # X-Forwarded-For is believed only from the proxies named (uvicorn would trust
-    # 127.0.0.1 by default: anything local could then pick its own address for rate limits).
-    proxies = settings.trusted_proxies
-    options: dict[str, object] = {
-        "host": host, "port": port, "log_level": settings.log_level.lower(),
-        "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None,
-        # A larger WebSocket message is refused by the server itself (close 1009) before
-        # it is buffered: uvicorn would otherwise accept up to 16 MiB.
-        "ws_max_size": settings.ws_max_message_bytes,
-    }
-    if workers > 1:
+    ensure_port_free(host, port, "--port")
+    options = serve_options(settings, host, port)
+    if args.workers > 1:
         # Each worker process builds its own app from the same SISADA_* environment.
-        uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)
+        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **options)
         return 0
-    uvicorn.run(create_app(settings), **options)
+    return run_server(create_app(settings), options)
+
+
+def run_server(app: object, options: dict[str, object],
+               announce: Callable[[], None] | None = None) -> int:
+    """uvicorn in this process; `announce` runs once it listens (the demo's tokens)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+    if announce is not None:
+        def wait_then_announce() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                announce()
+
+        threading.Thread(target=wait_then_announce, name="announce", daemon=True).start()
+    server.run()
+    # uvicorn has logged why it did not start (a startup error in the app): one line more.
+    if not server.started:
+        raise CliError("the server did not start (see the lines above)")
     return 0
+
+
+def ensure_port_free(host: str, port: int, option: str) -> None:
+    """Says which port is taken before anything starts, rather than uvicorn's bind error
+    after the database work. (uvicorn still refuses a port taken in between.)"""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host!r}: not a host name or address of this "
+                       "machine (--host, SISADA_HOST)", USAGE) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: an address in TIME_WAIT from a stopped server is not "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CliError(f"port {port} on {host} is in use (another sisada serve or "
+                               f"demo?): choose another with {option}") from exc
+            if exc.errno == errno.EACCES:
+                raise CliError(f"may not listen on port {port} (ports below 1024 need "
+                               f"privileges): choose another with {option}") from exc
+            raise CliError(f"cannot listen on {host}:{port} ({exc.strerror}): check --host "
+                           "and SISADA_HOST", USAGE) from exc
+
+
+# -- the stand-in registry ---------------------------------------------------------------------
 
 
 def cmd_registry_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the stand-in central registry (examples/registry) as its own process."""
     if not settings.registry_token:
-        print("registry serve: set SISADA_REGISTRY_TOKEN (the service credential callers "
-              "must present)", file=sys.stderr)
-        return 2
-    import uvicorn
-
+        raise CliError("set SISADA_REGISTRY_TOKEN (the service credential callers must "
+                       "present)", USAGE)
     # Imported here: the stand-in is an example, not a dependency of the gateway.
     from examples.registry import create_registry_app, migrate_registry
 
-    asyncio.run(migrate_registry(settings.registry_database_url))
-    app = create_registry_app(settings.registry_database_url, settings.registry_token,
-                              record_path=args.record)
-    uvicorn.run(app, host=args.host or settings.host, port=args.port,
-                log_level=settings.log_level.lower())
-    return 0
+    url = settings.registry_database_url
+    check_database(REGISTRY_DATABASE, url, must_exist=False)
+    host = args.host or settings.host
+    ensure_port_free(host, args.port, "--port")
+    with database_errors(REGISTRY_DATABASE, url):
+        asyncio.run(migrate_registry(url))
+    app = create_registry_app(url, settings.registry_token, record_path=args.record)
+    return run_server(app, {"host": host, "port": args.port,
+                            "log_level": settings.log_level.lower()})
 
 
 def cmd_registry_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from examples.registry import migrate_registry
 
-    asyncio.run(migrate_registry(settings.registry_database_url))
+    url = settings.registry_database_url
+    check_database(REGISTRY_DATABASE, url, must_exist=False)
+    with database_errors(REGISTRY_DATABASE, url):
+        asyncio.run(migrate_registry(url))
     print("registry database migrated", file=sys.stderr)
     return 0
 
 
-async def _demo_area(settings: Settings, level: str) -> str | None:
-    """The area of `level` inside the demo kecamatan where most foreigners live."""
-    if level == "kecamatan":
-        return DEMO_KECAMATAN
-    if level == "city":
-        return DEMO_KECAMATAN.rsplit(".", 1)[0]
-    column = getattr(Residence, f"{level}_code")
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            best = await conn.scalar(
-                select(column)
-                .where(Residence.valid_to.is_(None), Residence.kecamatan_code == DEMO_KECAMATAN)
-                .group_by(column)
-                .order_by(func.count().desc(), column)
-                .limit(1)
-            )
-            if best is None:
-                best = await conn.scalar(
-                    select(Area.code).where(Area.level == level,
-                                            Area.code.like(DEMO_KECAMATAN + ".%"))
-                    .order_by(Area.code).limit(1)
-                )
-            return best
-    finally:
-        await engine.dispose()
-
-
-async def _demo_officer(settings: Settings, kind: str) -> int | None:
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.scalar(
-                select(Officer.id).where(Officer.is_supervisor.is_(kind == "supervisor"))
-                .order_by(Officer.id).limit(1)
-            )
-    finally:
-        await engine.dispose()
-
-
-def demo_claims(settings: Settings, policy: Policy, role: str, area: str | None = None,
-                officer: int | None = None) -> tuple[str | None, int | None]:
-    """The claims not given, from the demo data: an area of the role's demo level, the
-    first officer of the kind the role's tokens must name (policy: roles.polar)."""
-    level = policy.demo_jurisdiction_level(role)
-    kind = policy.officer_kinds.get(role)
-    if area is None and level:
-        area = asyncio.run(_demo_area(settings, level))
-    if officer is None and kind:
-        officer = asyncio.run(_demo_officer(settings, kind))
-    return area, officer
+# -- token -------------------------------------------------------------------------------------
 
 
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
-    policy = Policy(settings.policy_dir)
-    if args.role not in policy.roles:
-        print(f"unknown role {args.role!r}; known: {', '.join(sorted(policy.roles))}",
-              file=sys.stderr)
-        return 2
-    if args.role == policy.anonymous_role:
-        print(f"{args.role!r} needs no token: send no Authorization header", file=sys.stderr)
-        return 2
-    area, officer = demo_claims(settings, policy, args.role, args.area, args.officer)
-    if args.ttl is not None and args.ttl > settings.max_token_lifetime_seconds:
-        print(f"token: --ttl exceeds SISADA_MAX_TOKEN_LIFETIME_SECONDS "
-              f"({settings.max_token_lifetime_seconds}); the gateway would refuse it",
-              file=sys.stderr)
-        return 2
-    try:
-        token = mint_dev_token(settings, args.role, area=area, officer_id=officer,
-                               ttl_seconds=args.ttl)
-    except ValueError as exc:
-        print(f"token: {exc}", file=sys.stderr)
-        return 2
-    print(token)
+    policy = load_policy(settings)
+    role = args.role
+    check_token_request(settings, policy, role, args.area, args.officer, args.ttl)
+    check_signing_key(settings)
+    area, officer = args.area, args.officer
+    if role in policy.jurisdiction_levels or role in policy.officer_kinds:
+        area, officer = token_claims(settings, policy, role, area, officer)
+    print(mint_dev_token(settings, role, area=area, officer_id=officer, ttl_seconds=args.ttl))
     return 0
+
+
+def check_token_request(settings: Settings, policy: Policy, role: str, area: str | None,
+                        officer: int | None, ttl: int | None) -> None:
+    """What the gateway would refuse in the token, refused here first (usage errors). The
+    roles, their levels and officer kinds are the policy's (roles.polar)."""
+    if role not in policy.roles:
+        raise CliError(f"unknown role {role!r}; the policy's roles: "
+                       f"{', '.join(token_roles(policy))}", USAGE)
+    if role == policy.anonymous_role:
+        raise CliError(f"{role!r} needs no token: send no Authorization header", USAGE)
+    if ttl is not None and ttl > settings.max_token_lifetime_seconds:
+        raise CliError(f"--ttl exceeds SISADA_MAX_TOKEN_LIFETIME_SECONDS "
+                       f"({settings.max_token_lifetime_seconds}); the gateway would refuse it",
+                       USAGE)
+    levels = policy.jurisdiction_levels.get(role)
+    if area is not None:
+        if not is_area_code(area):
+            raise CliError(f"--area {area!r} is not an area code (e.g. {DEMO_KECAMATAN}, "
+                           "kecamatan Setiabudi)", USAGE)
+        if levels is None:
+            raise CliError(f"{role} tokens carry no area: leave out --area", USAGE)
+        if level_of(area) not in levels:
+            raise CliError(f"{role} tokens carry an area of level {' or '.join(sorted(levels))}"
+                           f"; {area} is a {level_of(area)}", USAGE)
+    if officer is not None and role not in policy.officer_kinds:
+        raise CliError(f"{role} tokens name no officer: leave out --officer", USAGE)
+
+
+def check_signing_key(settings: Settings) -> None:
+    """Sign only with a key the gateway verifies: never create a development key here, which
+    a server started elsewhere would not know (it creates its own where it runs)."""
+    if settings.jwt_public_key or settings.jwks_url:
+        raise CliError("the gateway verifies tokens with SISADA_JWT_PUBLIC_KEY or "
+                       "SISADA_JWKS_URL: tokens come from that issuer; `sisada token` signs "
+                       "with SISADA_JWT_SECRET or the development key only")
+    if settings.jwt_secret:
+        return
+    path = Path(settings.dev_key_file).resolve()
+    if not path.is_file():
+        raise CliError(f"no development signing key at {path}: run `sisada token` in the "
+                       "directory where `sisada demo`, `seed` or `serve` ran (they create "
+                       "it there), or set SISADA_DEV_KEY_FILE to that file")
+
+
+def token_claims(settings: Settings, policy: Policy, role: str, area: str | None,
+                 officer: int | None) -> tuple[str | None, int | None]:
+    """The claims a token of `role` carries, checked against the office's data: the area
+    and officer given, or the demo data's defaults."""
+    require_migrated(settings)
+    url = settings.database_url
+
+    async def run() -> tuple[str | None, int | None]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                claims = await _claims(conn, policy, role, area, officer)
+            kind = policy.officer_kinds.get(role)
+            if kind is not None and officer is not None:
+                # The same look-up the gateway makes of a token's officer.
+                actual = await officer_kind(Database(engine), officer)
+                if actual is None:
+                    raise CliError(f"--officer {officer}: the database has no such officer",
+                                   USAGE)
+                if actual != kind:
+                    raise CliError(f"--officer {officer} is a {actual} officer; {role} tokens "
+                                   f"name a {kind} officer", USAGE)
+            return claims
+        finally:
+            await engine.dispose()
+
+    with database_errors(OFFICE_DATABASE, url):
+        return asyncio.run(run())
+
+
+async def _claims(conn: AsyncConnection, policy: Policy, role: str, area: str | None,
+                  officer: int | None) -> tuple[str | None, int | None]:
+    if role in policy.jurisdiction_levels:
+        if area is None:
+            level = policy.demo_jurisdiction_level(role)
+            if level is None:
+                raise CliError(f"the policy names no demo area for {role}: pass --area", USAGE)
+            area = await _demo_area(conn, level)
+            if area is None:
+                raise CliError(f"the database holds no {level} to pick for {role}: run "
+                               "`sisada seed`, or pass --area")
+        elif not await conn.scalar(select(func.count()).where(Area.code == area)):
+            raise CliError(f"--area {area}: the database has no such area", USAGE)
+    kind = policy.officer_kinds.get(role)
+    if kind is not None and officer is None:
+        officer = await conn.scalar(
+            select(Officer.id).where(Officer.is_supervisor.is_(kind == "supervisor"))
+            .order_by(Officer.id).limit(1))
+        if officer is None:
+            raise CliError(f"the database holds no {kind} officer to name: run `sisada seed`, "
+                           "or pass --officer")
+    return area, officer
+
+
+async def _demo_area(conn: AsyncConnection, level: str) -> str | None:
+    """The area of `level` inside the demo kecamatan where most foreigners live."""
+    if level in ("kecamatan", "city"):
+        code = DEMO_KECAMATAN if level == "kecamatan" else DEMO_KECAMATAN.rsplit(".", 1)[0]
+        found = await conn.scalar(select(Area.code).where(Area.code == code))
+        return found
+    column = getattr(Residence, f"{level}_code")
+    best = await conn.scalar(
+        select(column)
+        .where(Residence.valid_to.is_(None), Residence.kecamatan_code == DEMO_KECAMATAN)
+        .group_by(column)
+        .order_by(func.count().desc(), column)
+        .limit(1)
+    )
+    if best is None:
+        best = await conn.scalar(
+            select(Area.code).where(Area.level == level, Area.code.like(DEMO_KECAMATAN + ".%"))
+            .order_by(Area.code).limit(1)
+        )
+    return best
+
+
+def token_roles(policy: Policy) -> list[str]:
+    return sorted(policy.roles - {policy.anonymous_role})
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+
+def load_policy(settings: Settings) -> Policy:
+    try:
+        return Policy(settings.policy_dir)
+    except PolicyError as exc:
+        # Oso's message goes on with a source excerpt; its first line names the file, line
+        # and column (`sisada policy check` prints it all).
+        raise CliError(f"policy: {str(exc).splitlines()[0]} (run `sisada policy check`)"
+                       ) from exc
 
 
 def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
@@ -267,23 +584,61 @@ def cmd_policy_matrix(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- demo --------------------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Migrate, seed if empty, start the stand-in registry, print a token per role and
-    example requests, then serve."""
-    migrate_both(settings)
-    if asyncio.run(_is_empty(settings)):
-        asyncio.run(_seed(settings, args.foreigners, args.seed))
-    policy = Policy(settings.policy_dir)
+    """Migrate, seed if empty, start the stand-in registry, then serve and print a token per
+    role and example requests — saying what it does at each step."""
+    from gateway.app import create_app
+
+    check_http_url(REGISTRY_URL, settings.registry_url)
     host, port = args.host or settings.host, args.port or settings.port
+    registry_port = args.registry_port or port + 1
+    # Ports first: a taken one is known before a minute of database work.
+    ensure_port_free(host, port, "--port")
+    if settings.registry_url is None:
+        ensure_port_free("127.0.0.1", registry_port, "--registry-port")
+    say(f"migrating the office database ({shown_url(settings.database_url)}) and the "
+        f"registry's ({shown_url(settings.registry_database_url)})")
+    migrate_both(settings)
+    with database_errors(OFFICE_DATABASE, settings.database_url):
+        seeded = asyncio.run(_foreigner_count(settings.database_url))
+    if seeded is None:
+        summary = seed_both(settings, args.foreigners, args.seed, reset=False, label="demo")
+        say(f"seeded {describe_summary(summary)}")
+    else:
+        say(f"the database is already seeded ({seeded} foreigners): using it "
+            "(`sisada seed --reset` seeds again)")
+    policy = load_policy(settings)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; by default that ends
+    # the process on the spot, before `finally` stops the registry child. As an exception
+    # it unwinds through `finally`.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     registry = None
     if settings.registry_url is None:
-        registry, settings = _start_demo_registry(settings, args.registry_port or port + 1)
+        say(f"starting the stand-in registry on http://127.0.0.1:{registry_port}/graphql")
+        registry, settings = _start_demo_registry(settings, registry_port)
+    else:
+        say(f"using the registry at {REGISTRY_URL}")
     try:
-        return _demo(settings, policy, host, port, args)
+        say(f"starting the gateway on http://{host}:{port}")
+        banner = _demo_banner(settings, policy, host, port)
+        app = create_app(settings)
+        return run_server(app, serve_options(settings, host, port),
+                          announce=lambda: print(banner, flush=True))
     finally:
         if registry is not None:
             registry.terminate()
             registry.wait(timeout=10)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
 
 
 def _start_demo_registry(settings: Settings, port: int) -> tuple[subprocess.Popen[bytes],
@@ -305,120 +660,265 @@ def _start_demo_registry(settings: Settings, port: int) -> tuple[subprocess.Pope
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise SystemExit("demo: the registry did not start (see above)") from None
+                process.wait()
+                raise CliError("the stand-in registry did not start (see the lines above)"
+                               ) from None
             time.sleep(0.2)
-    print(f"registry (stand-in) at http://127.0.0.1:{port}/graphql", file=sys.stderr)
     return process, settings.model_copy(update={
         "registry_url": f"http://127.0.0.1:{port}/graphql", "registry_token": token})
 
 
-def _demo(settings: Settings, policy: Policy, host: str, port: int,
-          args: argparse.Namespace) -> int:
+def _demo_banner(settings: Settings, policy: Policy, host: str, port: int) -> str:
+    """What the demo prints once the gateway listens: a token per role, example requests."""
     url = f"http://{host}:{port}/graphql"
-    print(f"\nSisada gateway demo — GraphiQL at http://{host}:{port}/graphiql\n")
-    for role in sorted(policy.roles - {policy.anonymous_role}):
-        area, officer = demo_claims(settings, policy, role)
+    lines = [f"\nSisada gateway demo — GraphiQL at http://{host}:{port}/graphiql\n"]
+    for role in token_roles(policy):
+        try:
+            area, officer = token_claims(settings, policy, role, None, None)
+        except CliError as exc:
+            lines.append(f"# {role}: no demo token ({exc.message})")
+            continue
         token = mint_dev_token(settings, role, area=area, officer_id=officer)
         where = " ".join(x for x in (f"area={area}" if area else "",
                                       f"officer={officer}" if officer else "") if x)
-        print(f"# {role} {where}".rstrip())
-        print(f"export TOKEN_{role.upper()}={token}")
-    print(f"# {policy.anonymous_role}: no token\n")
-    print("Try, e.g.:")
-    print(f"  curl -s {url} -H 'content-type: application/json' "
-          "-H \"authorization: Bearer $TOKEN_POLICE\" "
-          "-d '{\"query\":\"{ foreigners(first: 3) { nodes { id fullName nationality "
-          "permitType residence { streetAddress areaCode } } } }\"}'")
+        lines.append(f"# {role} {where}".rstrip())
+        lines.append(f"export TOKEN_{role.upper()}={token}")
+    lines.append(f"# {policy.anonymous_role}: no token\n")
+    lines.append("Try, e.g.:")
+    lines.append(f"  curl -s {url} -H 'content-type: application/json' "
+                 "-H \"authorization: Bearer $TOKEN_POLICE\" "
+                 "-d '{\"query\":\"{ foreigners(first: 3) { nodes { id fullName nationality "
+                 "permitType residence { streetAddress areaCode } } } }\"}'")
     purposes = policy.purposes()
     if purposes:
         # Identity is recorded in the access trail with the purpose the caller states.
-        print(f"  curl -s {url} -H 'content-type: application/json' "
-              "-H \"authorization: Bearer $TOKEN_IMMIGRATION_OFFICER\" "
-              f"-H 'sisada-purpose: {purposes[0]}' "
-              "-d '{\"query\":\"{ foreigners(first: 3) { nodes { id fullName nationality } } }\"}'")
-        print(f"  (purposes: {', '.join(purposes)})")
-    print(f"  curl -s {url} -H 'content-type: application/json' "
-          "-d '{\"query\":\"{ areas(level: \\\"kecamatan\\\") { code name foreignerCount } }\"}'")
-    print(flush=True)
-    return cmd_serve(settings, args)
+        lines.append(f"  curl -s {url} -H 'content-type: application/json' "
+                     "-H \"authorization: Bearer $TOKEN_IMMIGRATION_OFFICER\" "
+                     f"-H 'sisada-purpose: {purposes[0]}' "
+                     "-d '{\"query\":\"{ foreigners(first: 3) { nodes { id fullName "
+                     "nationality } } }\"}'")
+        lines.append(f"  (purposes: {', '.join(purposes)})")
+    lines.append(f"  curl -s {url} -H 'content-type: application/json' "
+                 "-d '{\"query\":\"{ areas(level: \\\"kecamatan\\\") { code name "
+                 "foreignerCount } }\"}'")
+    return "\n".join(lines) + "\n"
 
 
-async def _is_empty(settings: Settings) -> bool:
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            return not await conn.scalar(select(func.count()).select_from(Area))
-    finally:
-        await engine.dispose()
+# -- the command line --------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (argparse prints the usage first): the
+    subcommand, what is wrong, and where the help is. Exit 2, as argparse."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sisada", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
-        func=cmd_migrate)
-    seed = sub.add_parser("seed", help="fill an empty database with synthetic demo data")
-    seed.add_argument("--foreigners", type=int, default=3000)
-    seed.add_argument("--seed", type=int, default=20261128)
+def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high` (inclusive)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:,} to {high:,}" if high is not None else f"{low:,} or more"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {value:,}")
+        return value
+
+    return parse
+
+
+PORT = int_between(1, 65_535)
+FOREIGNERS = int_between(1, MAX_SEED_FOREIGNERS)
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def build_parser(settings: Settings | None = None, policy: Policy | None = None
+                 ) -> argparse.ArgumentParser:
+    """The parser; `settings` and `policy` only word the help (current host, port, roles)."""
+    current = settings or Settings.model_construct()
+    parser = OneLineParser(prog="sisada", description=__doc__, formatter_class=FORMATTER)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, formatter_class=FORMATTER,
+                              description=summary + (f"\n\n{details}" if details else ""))
+
+    command("migrate", "create or upgrade the office database and the stand-in registry's",
+            f"Office: {OFFICE_DATABASE} (now {_shown(current.database_url)}); registry: "
+            f"{REGISTRY_DATABASE} (now {_shown(current.registry_database_url)}).\nIdempotent; "
+            "identity an older office database holds moves to the registry."
+            ).set_defaults(func=cmd_migrate)
+
+    seed = command("seed", "fill both databases with synthetic demo data (Jakarta Selatan)",
+                   "Deterministic for a given --seed. Identity goes to the registry database "
+                   "only. Run `sisada migrate` first. Creates the development signing key "
+                   f"({current.dev_key_file}) if no key is configured.")
+    seed.add_argument("--foreigners", type=FOREIGNERS, default=DEFAULT_FOREIGNERS,
+                      metavar="N", help=f"how many foreigners, 1 to {MAX_SEED_FOREIGNERS:,} "
+                                        "(default: %(default)s)")
+    seed.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                      help="the random seed (default: %(default)s)")
+    seed.add_argument("--reset", action="store_true",
+                      help="delete the demo data of both databases first (the access trail "
+                           "is kept); without it an already seeded database is refused")
     seed.set_defaults(func=cmd_seed)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--migrate", action="store_true", help="migrate the database first")
-    serve.add_argument("--workers", type=_positive, default=1,
-                       help="worker processes (uvicorn's); one is enough for the limits")
+
+    serve = command("serve", "run the gateway (GraphQL at /graphql, GraphiQL at /graphiql)",
+                    "The database must be migrated (or pass --migrate) and reachable.")
+    serve.add_argument("--host", help=f"address to listen on (default: SISADA_HOST, now "
+                                      f"{current.host})")
+    serve.add_argument("--port", type=PORT, help=f"port (default: SISADA_PORT, now "
+                                                 f"{current.port})")
+    serve.add_argument("--migrate", action="store_true",
+                       help="migrate both databases first (default: no)")
+    serve.add_argument("--workers", type=int_between(1, 64), default=1, metavar="N",
+                       help="worker processes (uvicorn's); one is enough for the limits "
+                            "(default: %(default)s)")
     serve.set_defaults(func=cmd_serve)
-    token = sub.add_parser("token", help="print a development token for a role")
-    token.add_argument("role")
-    token.add_argument("--area", help="jurisdiction area code (default: a demo one)")
-    token.add_argument("--officer", type=int, help="officer id")
-    token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+
+    token = command("token", "print a development token for a role, alone, on stdout",
+                    "Signed with SISADA_JWT_SECRET or the development key file "
+                    f"(SISADA_DEV_KEY_FILE, now {current.dev_key_file}) that `sisada seed`, "
+                    "`serve` and `demo` create where they run; never creates a key.\n"
+                    "Area and officer default to the seeded demo data's (e.g. kecamatan "
+                    "Setiabudi for police).")
+    roles = (", ".join(token_roles(policy)) if policy is not None
+             else "the policy does not load: see `sisada policy check`")
+    token.add_argument("role", metavar="ROLE", help=f"one of the policy's roles: {roles}")
+    token.add_argument("--area", metavar="CODE",
+                       help="jurisdiction area code, at a level the policy allows the role "
+                            "(default: one in the demo kecamatan, from the seeded data)")
+    token.add_argument("--officer", type=int_between(1, 2**31 - 1), metavar="ID",
+                       help="officer id, for roles whose token names one (default: the "
+                            "first officer of the kind the policy requires)")
+    token.add_argument("--ttl", type=int_between(1), metavar="SECONDS",
+                       help="lifetime in seconds, at most SISADA_MAX_TOKEN_LIFETIME_SECONDS "
+                            f"(default: SISADA_DEV_TOKEN_TTL_SECONDS, now "
+                            f"{current.dev_token_ttl_seconds})")
     token.set_defaults(func=cmd_token)
-    check = sub.add_parser("policy-check", help="compile the policy and report problems")
-    check.add_argument("--dir", type=Path, help="a directory of .polar files")
+
+    check = command("policy-check", "compile the policy and report problems (the same as "
+                                    "`sisada policy check`)")
+    check.add_argument("--dir", type=Path,
+                       help="a directory of .polar files (default: SISADA_POLICY_DIR, else "
+                            "the shipped policies/)")
     check.set_defaults(func=cmd_policy_check)
-    policy = sub.add_parser("policy", help="the policy: check it, or print its access matrix")
-    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
-    policy_check = policy_sub.add_parser("check", help="the same as policy-check")
-    policy_check.add_argument("--dir", type=Path, help="a directory of .polar files")
+    policy_parser = command("policy", "the policy: check it, or print its access matrix")
+    policy_sub = policy_parser.add_subparsers(dest="policy_command", required=True,
+                                              metavar="COMMAND")
+    policy_check = policy_sub.add_parser(
+        "check", help="compile the policy against the schema and report problems",
+        description="Compile the policy against the schema and report problems "
+                    "(exit 1 when there are errors).")
+    policy_check.add_argument("--dir", type=Path,
+                              help="a directory of .polar files (default: SISADA_POLICY_DIR, "
+                                   "else the shipped policies/)")
     policy_check.set_defaults(func=cmd_policy_check)
-    matrix = policy_sub.add_parser("matrix", help="who can see what, generated from the policy")
-    matrix.add_argument("--format", choices=["md", "json", "html"], default="md")
-    matrix.add_argument("--dir", type=Path, help="a directory of .polar files")
+    matrix = policy_sub.add_parser(
+        "matrix", help="who can see what, generated from the policy",
+        description="Who can see what, generated from the policy (docs/access-matrix.md "
+                    "is this output).")
+    matrix.add_argument("--format", choices=["md", "json", "html"], default="md",
+                        help="output format (default: %(default)s)")
+    matrix.add_argument("--dir", type=Path,
+                        help="a directory of .polar files (default: SISADA_POLICY_DIR, else "
+                             "the shipped policies/)")
     matrix.set_defaults(func=cmd_policy_matrix)
-    demo = sub.add_parser("demo", help="migrate, seed, print tokens and serve")
-    demo.add_argument("--foreigners", type=int, default=3000)
-    demo.add_argument("--seed", type=int, default=20261128)
-    demo.add_argument("--host")
-    demo.add_argument("--port", type=int)
-    demo.add_argument("--registry-port", type=int,
+
+    demo = command("demo", "migrate, seed if empty, start the stand-in registry and the "
+                           "gateway, print a token per role",
+                   "Says what it does at each step; the tokens and example requests follow "
+                   "once the gateway listens.")
+    demo.add_argument("--foreigners", type=FOREIGNERS, default=DEFAULT_FOREIGNERS,
+                      metavar="N", help="foreigners to seed into an empty database, 1 to "
+                                        f"{MAX_SEED_FOREIGNERS:,} (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                      help="the random seed (default: %(default)s)")
+    demo.add_argument("--host", help=f"address to listen on (default: SISADA_HOST, now "
+                                     f"{current.host})")
+    demo.add_argument("--port", type=PORT, help=f"the gateway's port (default: SISADA_PORT, "
+                                                f"now {current.port})")
+    demo.add_argument("--registry-port", type=PORT,
                       help="port of the stand-in registry (default: the gateway's + 1); "
                            "ignored when SISADA_REGISTRY_URL names a registry")
     demo.set_defaults(func=cmd_demo)
-    registry = sub.add_parser("registry", help="the stand-in central registry (identity)")
-    registry_sub = registry.add_subparsers(dest="registry_command", required=True)
-    registry_serve = registry_sub.add_parser("serve", help="run the stand-in registry")
-    registry_serve.add_argument("--host")
-    registry_serve.add_argument("--port", type=int, default=8001)
+
+    registry = command("registry", "the stand-in central registry (identity)")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True,
+                                           metavar="COMMAND")
+    registry_serve = registry_sub.add_parser(
+        "serve", help="run the stand-in registry",
+        description="Run the stand-in registry, a Federation v2 subgraph over "
+                    f"{REGISTRY_DATABASE}; needs SISADA_REGISTRY_TOKEN.")
+    registry_serve.add_argument("--host", help=f"address to listen on (default: SISADA_HOST, "
+                                               f"now {current.host})")
+    registry_serve.add_argument("--port", type=PORT, default=8001,
+                                help="port (default: %(default)s)")
     registry_serve.add_argument("--record", type=Path,
-                                help="append every /graphql request to this file (tests)")
+                                help="append every /graphql request to this file (tests; "
+                                     "default: none)")
     registry_serve.set_defaults(func=cmd_registry_serve)
-    registry_sub.add_parser("migrate", help="create the registry's schema").set_defaults(
-        func=cmd_registry_migrate)
+    registry_sub.add_parser(
+        "migrate", help="create the registry's schema",
+        description=f"Create the registry's schema in {REGISTRY_DATABASE} (idempotent)."
+    ).set_defaults(func=cmd_registry_migrate)
     trail_cli.register(sub)
     return parser
 
 
+def _shown(url: str) -> str:
+    try:
+        return shown_url(url)
+    except Exception:  # the help must show even when the setting is malformed
+        return "not a database URL"
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = [args.command] + [getattr(args, name) for name in
+                              ("policy_command", "registry_command", "trail_command")
+                              if getattr(args, name, None)]
+    return " ".join(parts)
+
+
+def _settings() -> tuple[Settings | None, CliError | None]:
+    try:
+        return get_settings(), None
+    except ValidationError as exc:
+        # The setting's name and what is wrong, never its value (it may be a secret).
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
+        name = name if name.startswith("SISADA_") else f"SISADA_{name}"
+        return None, CliError(f"{name}: {error['msg']}", USAGE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(get_settings(), args))
+    settings, settings_error = _settings()
+    policy = None
+    if settings is not None:
+        try:
+            policy = Policy(settings.policy_dir)
+        except PolicyError:
+            policy = None  # the help says so; the commands that need it say why
+    args = build_parser(settings, policy).parse_args(argv)
+    name = _command(args)
+    try:
+        if settings_error is not None:
+            raise settings_error
+        assert settings is not None
+        return int(args.func(settings, args))
+    except CliError as exc:
+        print(f"sisada {name}: {exc.message}", file=sys.stderr)
+        return exc.code
+    except AuthConfigError as exc:
+        # Written to name the setting at fault, never its value (gateway/auth.py).
+        print(f"sisada {name}: {exc}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        print(f"\nsisada {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from gateway.cli_errors import OFFICE_DATABASE, CliError, check_database, database_errors
 from gateway.settings import Settings
 from resolvers.db import Database, create_engine
 from resolvers.trail import entries_about_foreigner, prune, verify_chain
@@ -112,8 +113,14 @@ def _run(settings: Settings, action: Callable[[Database], Awaitable[T]], name: s
         finally:
             await engine.dispose()
 
+    url = settings.database_url
     try:
-        return asyncio.run(run())
+        check_database(OFFICE_DATABASE, url, must_exist=True)
+        with database_errors(OFFICE_DATABASE, url):
+            return asyncio.run(run())
+    except CliError as exc:  # what the database said, in words, once (gateway/cli_errors.py)
+        print(f"trail {name}: failed ({exc.message})", file=sys.stderr)
+        return None
     except Exception as exc:  # an operator needs the verdict, not the driver's traceback
         names = dict.fromkeys(type(error).__name__ for error in (exc, exc.__cause__ or exc))
         print(f"trail {name}: failed ({': '.join(names)})", file=sys.stderr)

@@ -9,6 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from resolvers.db import create_engine
@@ -35,6 +37,28 @@ def upgrade(database_url: str, revision: str = "head", *, identity_moved: bool =
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def head_revision() -> str | None:
+    """The revision `upgrade` brings a database to."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision this version can migrate from (a newer version's are not among them)."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+async def current_revision(database_url: str) -> str | None:
+    """The revision the database is at; None before its first migration (or empty)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision())
+    finally:
+        await engine.dispose()
 
 
 IDENTITY_REVISION = "0004"

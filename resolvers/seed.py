@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from policies import Policy
@@ -37,6 +37,7 @@ from resolvers.jakarta_selatan import CITY_CODE, CITY_NAME, KECAMATAN, Kecamatan
 from resolvers.models import (
     Area,
     Base,
+    EventOutbox,
     Foreigner,
     Officer,
     OfficerActivity,
@@ -153,6 +154,8 @@ def policy_submitters(policy: Policy | None = None) -> tuple[Submitter, ...]:
 
 # Receives the identity of the seeded people: (persons, permit documents), for the registry.
 IdentityWriter = Callable[[list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]]
+# Told (rows written, rows in all) as the seed goes: the demo shows it instead of silence.
+SeedProgress = Callable[[int, int], None]
 
 
 async def seed_database(
@@ -164,6 +167,7 @@ async def seed_database(
     submitters: Sequence[Submitter] | None = None,
     issuer: str = DEV_ISSUER,
     write_identity: IdentityWriter | None = None,
+    progress: SeedProgress | None = None,
 ) -> SeedSummary:
     """Fill empty tables with synthetic demo data; raise `SeedError` if already seeded.
 
@@ -180,16 +184,39 @@ async def seed_database(
             raise SeedError("database already seeded")
         rows = build_seed_rows(foreigners=foreigners, seed=seed, today=today,
                                submitters=submitters, issuer=issuer)
+        identity = len(rows.persons) + len(rows.permit_documents)
+        total = sum(len(table_rows) for _, table_rows in rows.tables()) + identity
+        written = 0
         for model, table_rows in rows.tables():
-            await _insert_chunked(conn, model, table_rows)
+            for start in range(0, len(table_rows), CHUNK_SIZE):
+                chunk = table_rows[start : start + CHUNK_SIZE]
+                await conn.execute(insert(model), chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(written, total)
         if write_identity is not None:
             await write_identity(rows.persons, rows.permit_documents)
+        if progress is not None:
+            progress(total, total)
         if conn.dialect.name == "postgresql":
             await _reset_sequences(conn)
         # Fresh planner statistics: after a bulk load the planner would otherwise guess a
         # handful of rows per table and pick plans that scan whole tables.
         await conn.execute(text("ANALYZE"))
     return rows.summary()
+
+
+async def clear_seeded_data(engine: AsyncEngine) -> int:
+    """Delete every row a seed writes (and the outbox's events about them), for reseeding;
+    returns how many foreigners there were. The access trail stays: it is append-only, and
+    no command deletes what its retention covers (its entries keep naming the old ids)."""
+    async with engine.begin() as conn:
+        foreigners = await conn.scalar(select(func.count()).select_from(Foreigner)) or 0
+        await conn.execute(delete(EventOutbox))
+        # Referencing tables first: the reverse of the insertion order.
+        for model, _ in reversed(SeedRows().tables()):
+            await conn.execute(delete(model))
+    return foreigners
 
 
 def build_seed_rows(
@@ -245,13 +272,6 @@ def _stream(seed: int, part: str) -> random.Random:
     # String seeds are hashed with SHA-512 by `random`, so this is stable across runs
     # and Python processes (no PYTHONHASHSEED dependence).
     return random.Random(f"sisada:{seed}:{part}")
-
-
-async def _insert_chunked(
-    conn: AsyncConnection, model: type[Base], rows: list[dict[str, Any]]
-) -> None:
-    for start in range(0, len(rows), CHUNK_SIZE):
-        await conn.execute(insert(model), rows[start : start + CHUNK_SIZE])
 
 
 async def _reset_sequences(conn: AsyncConnection) -> None:
