@@ -597,6 +597,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     check_http_url(REGISTRY_URL, settings.registry_url)
+    check_database(OFFICE_DATABASE, settings.database_url, must_exist=False)
+    check_database(REGISTRY_DATABASE, settings.registry_database_url, must_exist=False)
     host, port = args.host or settings.host, args.port or settings.port
     registry_port = args.registry_port or port + 1
     # Ports first: a taken one is known before a minute of database work.
