@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import urllib.request
@@ -46,7 +47,7 @@ from policies.area_codes import is_area_code, level_of
 from resolvers import migrate
 from resolvers.db import Database, create_engine
 from resolvers.models import Area, Foreigner, Officer, Residence
-from resolvers.officers import officer_kind
+from resolvers.officers import SUPERVISOR, officer_kind
 from resolvers.seed import (
     DEFAULT_FOREIGNERS,
     DEFAULT_SEED,
@@ -484,7 +485,7 @@ async def _claims(conn: AsyncConnection, policy: Policy, role: str, area: str | 
     kind = policy.officer_kinds.get(role)
     if kind is not None and officer is None:
         officer = await conn.scalar(
-            select(Officer.id).where(Officer.is_supervisor.is_(kind == "supervisor"))
+            select(Officer.id).where(Officer.is_supervisor.is_(kind == SUPERVISOR))
             .order_by(Officer.id).limit(1))
         if officer is None:
             raise CliError(f"the database holds no {kind} officer to name: run `sisada seed`, "
@@ -745,8 +746,10 @@ def build_parser(settings: Settings | None = None, policy: Policy | None = None
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        # Paragraphs kept (argparse would join them), each wrapped for a terminal.
+        paragraphs = [summary, *details.split("\n")] if details else [summary]
         return sub.add_parser(name, help=summary, formatter_class=FORMATTER,
-                              description=summary + (f"\n\n{details}" if details else ""))
+                              description="\n\n".join(textwrap.fill(p, 88) for p in paragraphs))
 
     command("migrate", "create or upgrade the office database and the stand-in registry's",
             f"Office: {OFFICE_DATABASE} (now {_shown(current.database_url)}); registry: "
@@ -785,8 +788,8 @@ def build_parser(settings: Settings | None = None, policy: Policy | None = None
                     "Signed with SISADA_JWT_SECRET or the development key file "
                     f"(SISADA_DEV_KEY_FILE, now {current.dev_key_file}) that `sisada seed`, "
                     "`serve` and `demo` create where they run; never creates a key.\n"
-                    "Area and officer default to the seeded demo data's (e.g. kecamatan "
-                    "Setiabudi for police).")
+                    "Area and officer default to the seeded demo data's: an area of the "
+                    "level the policy's demo_jurisdiction names, in kecamatan Setiabudi.")
     roles = (", ".join(token_roles(policy)) if policy is not None
              else "the policy does not load: see `sisada policy check`")
     token.add_argument("role", metavar="ROLE", help=f"one of the policy's roles: {roles}")
