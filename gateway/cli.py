@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway import trail_cli
 from gateway.auth import AuthConfigError, dev_secret, mint_dev_token
 from gateway.cli_errors import (
+    FAILURE,
     OFFICE_DATABASE,
     REGISTRY_DATABASE,
     USAGE,
@@ -917,6 +918,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"sisada {name}: {exc.message}", file=sys.stderr)
         return exc.code
+    except PolicyError as exc:
+        # The server's own load (create_app); its first line names the file, line and column.
+        print(f"sisada {name}: policy: {str(exc).splitlines()[0]} (run `sisada policy check`)",
+              file=sys.stderr)
+        return FAILURE
     except AuthConfigError as exc:
         # Written to name the setting at fault, never its value (gateway/auth.py).
         print(f"sisada {name}: {exc}", file=sys.stderr)

@@ -390,3 +390,21 @@ def test_demo_says_each_step_then_prints_the_tokens(tmp_path: Path) -> None:
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", registry_port)) != 0
     assert "Traceback" not in err.read_text()
+
+
+def test_serve_with_a_policy_directory_without_policy_says_so(seeded: Cli, tmp_path: Path) -> None:
+    result = seeded.run(*with_free_ports(("serve",)), SISADA_POLICY_DIR=str(tmp_path))
+    line = one_line_error(result, FAILURE)
+    assert line == (f"sisada serve: policy: no .polar files in {tmp_path} "
+                    "(run `sisada policy check`)")
+
+
+@pytest.mark.parametrize("args", [("trail", "export", "--foreigner", "abc"),
+                                  ("trail", "prune", "--before", "yesterday"),
+                                  ("nosuchcommand",), ("serve", "--port", "99999")],
+                         ids=" ".join)
+def test_a_malformed_argument_is_one_line_pointing_at_the_help(
+    tmp_path: Path, args: tuple[str, ...],
+) -> None:
+    line = one_line_error(Cli(tmp_path).run(*args), USAGE)
+    assert line.endswith("--help`)")
