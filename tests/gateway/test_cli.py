@@ -103,6 +103,26 @@ def test_migrate_and_seed_create_the_database(seeded: Workdir) -> None:
     assert (seeded.path / "cli.db").is_file()
 
 
+def test_seed_creates_the_signing_key_token_and_serve_share(seeded: Workdir) -> None:
+    # `sisada token` never creates a key: the seed leaves the one the server run here reads.
+    key = seeded.path / ".sisada-dev-key"
+    assert key.is_file()
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_seed_says_what_it_seeded(workdir: Workdir, tmp_path: Path) -> None:
+    other = Workdir(path=tmp_path, executable=workdir.executable,
+                    env={**workdir.env, "SISADA_DATABASE_URL":
+                         f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"})
+    assert other.run("migrate").returncode == 0
+    done = other.run("seed", "--foreigners", "20")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "seed: seeding 20 foreigners (office and registry) …"
+    assert lines[1].startswith("seeded: 20 foreigners, ")
+    assert done.stdout == ""
+
+
 def test_seed_twice_fails_clearly(seeded: Workdir) -> None:
     again = seeded.run("seed", "--foreigners", "10")
     assert again.returncode != 0
