@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import trail_cli
@@ -127,8 +128,6 @@ def _refuse_unknown_revision(settings: Settings, current: str | None = None) -> 
 
 
 def shown_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return shown(make_url(url))
 
 
@@ -327,17 +326,16 @@ def run_server(app: object, options: dict[str, object],
 def ensure_port_free(host: str, port: int, option: str) -> None:
     """Says which port is taken before anything starts, rather than uvicorn's bind error
     after the database work. (uvicorn still refuses a port taken in between.)"""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise CliError(f"cannot listen on {host!r}: not a host name or address of this "
-                       "machine (--host, SISADA_HOST)", USAGE) from exc
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        # As uvicorn binds: an address in TIME_WAIT from a stopped server is not "in use".
+    # As uvicorn binds: the family from the host's spelling, SO_REUSEADDR (an address in
+    # TIME_WAIT from a stopped server is not "in use").
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(address)
+            probe.bind((host, port))
+        except socket.gaierror as exc:
+            raise CliError(f"cannot listen on {host!r}: not a host name or address of this "
+                           "machine (--host, SISADA_HOST)", USAGE) from exc
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise CliError(f"port {port} on {host} is in use (another sisada serve or "
