@@ -119,12 +119,15 @@ class FeedHub:
             member.last_sent = min(request.after, self.last_id)
             await self._check_replay(member)
             await self._replay(member, self.last_id)
+        elif request.snapshot:
+            # Outside the lock, like a replay: the starting map is a render per officer, and
+            # a crowd of maps joining at once must not hold up every feed's live events.
+            # What moves meanwhile is replayed below.
+            member.last_sent = self.last_id
+            await self._snapshot(member, member.last_sent)
         async with self._lock:
-            if request.after is not None:
+            if request.after is not None or request.snapshot:
                 await self._replay(member, self.last_id)
-            elif request.snapshot:
-                await self._snapshot(member)
-                member.last_sent = self.last_id
             else:
                 member.last_sent = self.last_id
             self._add(member)
@@ -259,9 +262,11 @@ class FeedHub:
             event_root(member.request, event.id, row), [subscriber])
         member.sink.send_next(member.op_id, payload)
 
-    async def _snapshot(self, member: Member) -> None:
+    async def _snapshot(self, member: Member, up_to: int) -> None:
         """The live map's start: each officer's latest activity the member may see, at
-        the member's precision, scoped in SQL by the same row filter."""
+        the member's precision, scoped in SQL by the same row filter. A position whose
+        event is past `up_to` is left out: the replay after it sends that event (sent
+        here too, it would arrive twice)."""
         subscriber = member.subscriber
         principal = subscriber.principal
         access = self.state.access_for(principal)
@@ -273,9 +278,12 @@ class FeedHub:
         event_ids = await outbox.event_ids_of(self.state.db, member.request.topic,
                                               [row["id"] for row in rows])
         for row in rows:
+            event_id = event_ids.get(row["id"])
+            if event_id is not None and event_id > up_to:
+                continue
             payload = await self.renderer.render(
                 principal, subscriber.purpose, member.selection,
-                event_root(member.request, event_ids.get(row["id"]), row), [subscriber])
+                event_root(member.request, event_id, row), [subscriber])
             member.sink.send_next(member.op_id, payload)
 
 

@@ -243,3 +243,53 @@ async def test_subscribers_resuming_from_different_ids_share_one_rendering(
     # One group: one rendering for the four sockets, the same event id for each.
     assert renders == ["immigration_supervisor"]
     assert len(set(seen)) == 1
+
+
+async def test_a_live_map_starting_does_not_hold_up_other_feeds_nor_repeat_a_position(
+        deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings = deployment.settings_with(tmp_path_factory.mktemp("snapshot"))
+    app = create_app(settings)
+    renderer = app.state.sisada.feeds.renderer
+    render = renderer.render
+
+    async def slow_map(*args: Any, **kwargs: Any) -> str:
+        if "officerPositions" in args[2].query:
+            await asyncio.sleep(0.1)  # each starting position takes a while to render
+        return await render(*args, **kwargs)
+
+    renderer.render = slow_map
+    with ServerThread(app) as base_url:
+        feed = await _client(base_url, deployment.token("immigration_supervisor"))
+        live_map = await _client(base_url, deployment.token("immigration_supervisor"))
+        try:
+            op_feed = await feed.subscribe(ACTIVITIES, {"after": _last(deployment)})
+            op_map = await live_map.subscribe(POSITIONS)
+            await live_map.next_payload(op_map)  # the starting map is being sent
+            notes = f"{MARKER}{uuid.uuid4().hex}"
+            body = await asyncio.to_thread(deployment.gql, RECORD, "immigration_officer",
+                                           input={"kind": "HOME_VISIT", "notes": notes,
+                                                  "areaCode": deployment.facts
+                                                  .busiest_setiabudi_rt})
+            activity_id = body["data"]["recordActivity"]["id"]
+            started = asyncio.get_running_loop().time()
+            while True:
+                event = (await feed.next_payload(op_feed))["data"]["activityRecorded"]
+                if event["activity"]["notes"] == notes:
+                    break
+            waited = asyncio.get_running_loop().time() - started
+            positions = []
+            while True:
+                try:
+                    message = await live_map.receive(1.5)
+                except TimeoutError:
+                    break
+                positions.append(message["payload"]["data"]["officerPositions"])
+        finally:
+            await feed.__aexit__()
+            await live_map.__aexit__()
+    # The other feed was not kept waiting for the map's ~30 slow renders (≥ 2 s).
+    assert waited < 1.0
+    # The new position arrives once, after the starting map.
+    moved = [p for p in positions if p["activity"]["id"] == activity_id]
+    assert len(moved) == 1 and positions[-1] is moved[0]
+    assert moved[0]["eventId"] == event["eventId"]
