@@ -73,6 +73,15 @@ POLICE_ON_ACTIVITIES = KECAMATAN[:7]
 FIELD_OFFICERS = [i for i in range(1, OFFICER_COUNT + 1) if i not in SUPERVISOR_IDS][:7]
 SUPERVISOR = min(SUPERVISOR_IDS)
 
+# Events that together reach every group, each an officer's joint operation in a kecamatan
+# whose police follow them, and a report where police follow reports: once every
+# subscriber has received these, every subscription is in place on its gateway.
+BARRIER: list[tuple[str, str, int | None, bool]] = [
+    *(("activity", k, o, True) for o, k in zip(FIELD_OFFICERS, POLICE_ON_ACTIVITIES,
+                                                 strict=True)),
+    *(("report", k, None, False) for k in KECAMATAN[7:]),
+]
+
 LATENCY_BAR_MS = 250.0
 MEMORY_BAR_KIB = 50.0
 CPU_BAR = 2.0
@@ -229,10 +238,14 @@ class Load:
         self.fired: list[Fired] = []
         self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64))
 
-    def _next(self, phase: str) -> Fired:
+    def _next(self, phase: str, planned: tuple[str, str, int | None, bool] | None = None
+              ) -> Fired:
         seq = len(self.fired)
         area = KECAMATAN[(seq * 3) % len(KECAMATAN)]
-        if seq % 4 == 3:
+        if planned is not None:
+            kind, area, officer_id, joint = planned
+            event = Fired(seq, kind, area, officer_id, joint, seq % 2, phase)
+        elif seq % 4 == 3:
             event = Fired(seq, "report", area, None, False, seq % 2, phase)
         else:
             officer = FIELD_OFFICERS[seq % len(FIELD_OFFICERS)]
@@ -270,9 +283,11 @@ class Load:
             event.error = repr(exc)
 
     async def run(self, count: int, rate: float, phase: str,
-                  at: dict[int, Any] | None = None) -> list[Fired]:
+                  at: dict[int, Any] | None = None,
+                  plan: list[tuple[str, str, int | None, bool]] | None = None) -> list[Fired]:
         """`count` events, the i-th at start + i/rate whatever the answers take; `at` maps
-        an index to a coroutine function started at that point (drops, rejoins)."""
+        an index to a coroutine function started at that point (drops, rejoins); `plan`
+        gives the events' (kind, kecamatan, officer, joint) instead of the mix."""
         tasks: list[asyncio.Task[None]] = []
         extra: list[asyncio.Task[Any]] = []
         start = time.monotonic() + 0.05
@@ -283,7 +298,7 @@ class Load:
                 await asyncio.sleep(delay)
             if at and i in at:
                 extra.append(asyncio.create_task(at[i]()))
-            event = self._next(phase)
+            event = self._next(phase, plan[i] if plan else None)
             events.append(event)
             tasks.append(asyncio.create_task(self._send(event)))
         await asyncio.gather(*tasks, *extra)
@@ -542,6 +557,14 @@ async def client_main() -> None:
                 sock.task = asyncio.create_task(_hold(sock, last))
             await asyncio.gather(*(sockets[k].subscribed.wait() for k in command["keys"]))
             reply({"rejoined": len(command["keys"])})
+        elif cmd == "missing":
+            missing = 0
+            for key, expected in command["expect"].items():
+                have = {e for e, _t in sockets[int(key)].received}
+                missing += sum(1 for e in expected if e not in have)
+            reply({"missing": missing})
+        elif cmd == "count":
+            reply({"received": sum(len(s.received) for s in sockets.values())})
         elif cmd == "report":
             path = Path(command["path"])
             path.write_bytes(orjson.dumps({str(k): {"received": s.received, "other": s.other,
@@ -574,6 +597,7 @@ class Measured:
     client_cpu: float = 0.0
     client_seconds: float = 0.0
     join_seconds: float = 0.0
+    drain_seconds: float = 0.0
 
 
 async def seeded_rts(database_url: str) -> dict[str, str]:
@@ -625,6 +649,21 @@ async def outbox_events(database_url: str, fired: list[Fired]) -> None:
         event.committed = created.timestamp()
 
 
+async def drained(clients: list[ClientProcess], quiet: float = 2.0, limit: float = 120.0
+                  ) -> float:
+    """Seconds until the clients received nothing more for `quiet` seconds."""
+    started = time.monotonic()
+    last, still = -1, time.monotonic()
+    while time.monotonic() - started < limit:
+        count = sum([(await c.ask({"cmd": "count"}))["received"] for c in clients])
+        if count != last:
+            last, still = count, time.monotonic()
+        elif time.monotonic() - still >= quiet:
+            break
+        await asyncio.sleep(0.25)
+    return time.monotonic() - started
+
+
 async def run(args: argparse.Namespace, database_url: str, servers: list[Server]
               ) -> tuple[str, list[tuple[str, bool]]]:
     all_groups = groups()
@@ -648,16 +687,38 @@ async def run(args: argparse.Namespace, database_url: str, servers: list[Server]
             return clients[s.key % len(clients)]
 
         async def open_all(keys: set[int]) -> None:
-            started = time.monotonic()
+            measured.join_seconds = time.monotonic()
             answers = await asyncio.gather(*(
                 c.ask({"cmd": "open", "subscribers": [spec(s) for s in subs
                                                       if s.key in keys and client_of(s) is c]})
                 for c in clients))
-            measured.join_seconds = time.monotonic() - started
             failed = {k: v for a in answers for k, v in a["failed"].items()}
             if failed:
                 raise RuntimeError(f"{len(failed)} subscribers failed to open, e.g. "
                                    f"{next(iter(failed.items()))}")
+
+        async def in_place(keys: set[int]) -> int:
+            """Barrier rounds until every subscriber in `keys` received the round's events
+            meant for it; the index of the first event each must then receive."""
+            for _attempt in range(10):
+                mark = len(load.fired)
+                events = await load.run(len(BARRIER), args.rate, "barrier", plan=BARRIER)
+                await outbox_events(database_url, events)
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    missing = 0
+                    for c in clients:
+                        expect = {str(s.key): [e.event_id for e in events
+                                               if all_groups[s.group].receives(e)]
+                                  for s in subs if s.key in keys and client_of(s) is c}
+                        missing += (await c.ask({"cmd": "missing", "expect": expect}))[
+                            "missing"]
+                    if not missing:
+                        return mark
+                    await asyncio.sleep(0.5)
+                print(f"  {missing} barrier events not yet received: another round",
+                      file=sys.stderr)
+            raise RuntimeError("subscribers never all in place")
 
         def cpu() -> float:
             return sum(cpu_seconds(pid) for pid in pids)
@@ -672,12 +733,11 @@ async def run(args: argparse.Namespace, database_url: str, servers: list[Server]
         # Phase 1: one subscriber per group.
         print(f"phase 1: {len(small)} subscribers, one per group", file=sys.stderr)
         await open_all(small)
-        await asyncio.sleep(SETTLE_SECONDS)
-        warm = len(load.fired)
         await load.run(args.warmup, args.rate, "warm-up")
-        await asyncio.sleep(SETTLE_SECONDS)
+        mark = await in_place(small)
         for key in small:
-            started_at[key] = warm
+            started_at[key] = mark
+        await asyncio.sleep(SETTLE_SECONDS)
         measured.cpu_small, _ = await phase(args.events, "1: 20 subscribers")
 
         # Phase 2: everyone else joins; memory before and after, no events flowing.
@@ -685,12 +745,13 @@ async def run(args: argparse.Namespace, database_url: str, servers: list[Server]
         print(f"phase 2: {len(rest)} subscribers join", file=sys.stderr)
         measured.rss_before = sum(rss_kib(pid) for pid in pids)
         await open_all(rest)
-        await asyncio.sleep(SETTLE_SECONDS * 2)  # subscribed: joined on the server
+        mark = await in_place(rest)
+        measured.join_seconds = time.monotonic() - measured.join_seconds
+        await asyncio.sleep(SETTLE_SECONDS)
         measured.rss_after = sum(rss_kib(pid) for pid in pids)
         measured.added = len(rest)
-        first_large = len(load.fired)
         for key in rest:
-            started_at[key] = first_large
+            started_at[key] = mark
 
         # Phase 3: all subscribers, steady rate: CPU and latency.
         print(f"phase 3: {args.events} events to {len(subs)} subscribers", file=sys.stderr)
@@ -715,6 +776,8 @@ async def run(args: argparse.Namespace, database_url: str, servers: list[Server]
 
         await phase(args.events, "4: reconnecting", {args.events // 4: drop,
                                                      args.events // 2: rejoin})
+        # Whatever is still on its way arrives before the count: late is not lost.
+        measured.drain_seconds = await drained(clients)
         await outbox_events(database_url, load.fired)
 
         received: dict[int, dict[str, Any]] = {}
@@ -728,6 +791,13 @@ async def run(args: argparse.Namespace, database_url: str, servers: list[Server]
         for c in clients:
             await c.close()
         await load.close()
+    if args.dump:
+        Path(args.dump).write_bytes(orjson.dumps({
+            "fired": [e.__dict__ for e in load.fired],
+            "subscribers": [{"key": s.key, "group": all_groups[s.group].name,
+                             "replica": s.replica, "reconnects": s.reconnects,
+                             "start": started_at.get(s.key)} for s in subs],
+            "received": {str(k): v for k, v in received.items()}}))
     return report(args, all_groups, subs, load.fired, started_at, received, measured)
 
 
@@ -798,7 +868,8 @@ def report(args: argparse.Namespace, all_groups: list[Group], subs: list[Subscri
              f"| gateways' RSS before / after {measured.added:,} subscriptions joined | "
              f"{measured.rss_before / 1024:,.1f} / {measured.rss_after / 1024:,.1f} MiB |",
              f"| memory per idle subscription | {per_sub_kib:,.1f} KiB |",
-             f"| {measured.added:,} subscribers opened (handshake, init, subscribe) in | "
+             f"| {measured.added:,} subscribers opened and in place (a barrier of events "
+             f"reached each) in | "
              f"{measured.join_seconds:,.1f} s |",
              f"| gateways' CPU per event, 20 subscribers | {measured.cpu_small * 1000:,.2f} ms |",
              f"| gateways' CPU per event, {len(subs):,} subscribers | "
@@ -810,6 +881,8 @@ def report(args: argparse.Namespace, all_groups: list[Group], subs: list[Subscri
              f"| unexpected events / out of order / socket problems | {unexpected} / "
              f"{out_of_order} / {len(problems)} |",
              f"| client processes' CPU (all phases) | {measured.client_cpu:,.1f} s |",
+             f"| after the last event, deliveries went on for | "
+             f"{measured.drain_seconds:,.1f} s |",
              f"| live map's starting positions without an event id (seeded) | "
              f"{sum(r.get('unnumbered', 0) for r in received.values()):,} |",
              f"| WebSocket extensions negotiated | "
@@ -850,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconnecting", type=int, default=100)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--foreigners", type=int, default=2000)
+    parser.add_argument("--dump", help="write every event sent and received to this JSON "
+                                       "file (for finding out why a bar failed)")
     parser.add_argument("--compression", choices=("deflate", "none"), default="deflate",
                         help="what the clients offer: permessage-deflate (as browsers and "
                              "the graphql-ws/ws client do) or nothing")
