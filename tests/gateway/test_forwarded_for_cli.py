@@ -130,6 +130,10 @@ def test_sisada_serve_refuses_an_oversized_websocket_message_at_the_server(
     async def exchange(base_url: str) -> tuple[dict[str, object], int | None, str]:
         async with FeedClient(base_url) as small:
             acknowledged = await small.init()
+            # The client offers permessage-deflate (websockets does by default); the
+            # server declines it: a zlib pair per socket costs more than live feeds save.
+            assert small.ws is not None and small.ws.response is not None
+            assert "sec-websocket-extensions" not in small.ws.response.headers
         async with FeedClient(base_url) as large:
             await large.send({"type": "connection_init", "payload": {"pad": "x" * 200_000}})
             code = await large.closed_with()
