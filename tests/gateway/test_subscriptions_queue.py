@@ -1,9 +1,8 @@
 """The send queue of one socket is bounded: a client that does not read is closed with
 4413 and what was waiting is dropped — memory per socket never grows past the bound.
 
-(A real client that stops reading fills the kernel's buffers first, megabytes later; the
-bound is the same code either way, so it is driven here with a socket whose sends never
-complete.)"""
+Driven here with a socket whose sends never complete; a real client that stops reading,
+through the kernel's buffers, is tests/gateway/test_subscriptions_slow_consumer.py."""
 
 from __future__ import annotations
 
