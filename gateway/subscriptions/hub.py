@@ -40,6 +40,9 @@ from schema.subscriptions import FeedRequest, event_root
 
 # Officers on one live map at most (an office's staff; `officers` returns no more).
 MAX_POSITIONS = 500
+# Replayed renders kept for other members of the same group resuming over the same events
+# (a crowd reconnecting at once renders each missed event once per group, not per socket).
+REPLAY_CACHE_ENTRIES = 4096
 
 
 class Sink(Protocol):
@@ -50,6 +53,10 @@ class Sink(Protocol):
     def send_error(self, op_id: str, errors: list[dict[str, Any]]) -> None: ...
 
     def forget(self, op_id: str) -> None: ...
+
+
+class _NotShared(Exception):
+    """A replayed render that carries recorded values: every member renders its own."""
 
 
 class ReplayTooLongError(Exception):
@@ -109,6 +116,10 @@ class FeedHub:
         # The last event id dispatched: the relay moves it, under `_lock`.
         self.last_id = 0
         self._lock = asyncio.Lock()
+        # (group key, event id) -> the replayed payload, None when the group does not see
+        # the event, or the render in flight; bounded, oldest out first. Only payloads
+        # without recorded values are kept: those are written to the trail per subscriber.
+        self._replayed: dict[tuple[Any, ...], asyncio.Future[str | None]] = {}
 
     # -- membership ---------------------------------------------------------------------
 
@@ -161,6 +172,8 @@ class FeedHub:
         other with POLICY_RELOADED, and the client subscribes again with `after` set to
         the last eventId it received, missing nothing (the replay runs under the new
         policy)."""
+        # Renders kept for replays were made under the old policy.
+        self._replayed.clear()
         for group in list(self.groups.values()):
             access = self.state.access_for(group.principal)
             if access.may_read("Subscription", group.request.field):
@@ -253,14 +266,57 @@ class FeedHub:
                 member.last_sent = event.id
 
     async def _send_one(self, member: Member, event: OutboxEvent) -> None:
-        subscriber = member.subscriber
-        row = await self._visible_row(event, subscriber.principal, member.request, {})
-        if row is None:
-            return
-        payload = await self.renderer.render(
-            subscriber.principal, subscriber.purpose, member.selection,
-            event_root(member.request, event.id, row), [subscriber])
-        member.sink.send_next(member.op_id, payload)
+        key = (self._group_key(member), event.id)
+        shared = self._replayed.get(key)
+        if shared is not None:
+            try:
+                payload = await asyncio.shield(shared)
+            except Exception:  # that render failed: render again, for this member alone
+                payload = await self._render_one(member, event, key=None)
+        else:
+            payload = await self._render_one(member, event, key=key)
+        if payload is not None:
+            member.sink.send_next(member.op_id, payload)
+
+    async def _render_one(self, member: Member, event: OutboxEvent,
+                          key: tuple[Any, ...] | None) -> str | None:
+        """The member's payload for a replayed event (None: not for it), shared under `key`
+        with the group's other members replaying it unless it carries recorded values."""
+        shared: asyncio.Future[str | None] | None = None
+        if key is not None:
+            shared = asyncio.get_running_loop().create_future()
+            self._replayed[key] = shared
+            while len(self._replayed) > REPLAY_CACHE_ENTRIES:
+                self._replayed.pop(next(iter(self._replayed)))
+        try:
+            subscriber = member.subscriber
+            row = await self._visible_row(event, subscriber.principal, member.request, {})
+            payload: str | None = None
+            recorded = False
+            if row is not None:
+                payload, recorded = await self.renderer.render_recorded(
+                    subscriber.principal, subscriber.purpose, member.selection,
+                    event_root(member.request, event.id, row), [subscriber])
+        except BaseException as exc:
+            if shared is not None:
+                self._replayed.pop(key, None)  # type: ignore[arg-type]
+                shared.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
+                shared.exception()  # retrieved: the waiters render on their own
+            raise
+        if shared is not None:
+            if recorded:
+                # Written to the trail for this subscriber only: the others render their own.
+                self._replayed.pop(key, None)  # type: ignore[arg-type]
+                shared.set_exception(_NotShared())
+                shared.exception()
+            else:
+                shared.set_result(payload)
+        return payload
+
+    def _group_key(self, member: Member) -> tuple[Any, ...]:
+        principal = member.subscriber.principal
+        access = self.state.access_for(principal)
+        return group_key(member, access, access.purpose_allows(member.subscriber.purpose))
 
     async def _snapshot(self, member: Member, up_to: int) -> None:
         """The live map's start: each officer's latest activity the member may see, at

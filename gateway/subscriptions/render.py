@@ -94,11 +94,20 @@ class Renderer:
     async def render(self, principal: Principal, purpose: str | None, selection: Selection,
                      root: Any, subscribers: Sequence[Subscriber]) -> str:
         """The `next` payload (JSON text) for every subscriber of one group."""
+        payload, _recorded = await self.render_recorded(principal, purpose, selection, root,
+                                                        subscribers)
+        return payload
+
+    async def render_recorded(self, principal: Principal, purpose: str | None,
+                              selection: Selection, root: Any,
+                              subscribers: Sequence[Subscriber]) -> tuple[str, bool]:
+        """`render`, and whether the payload carries recorded (trail) values: such a
+        payload is for `subscribers` alone, whose reads were just written."""
         context = self.context(principal, purpose)
         result, reads = await self.execute(context, selection, root)
         if reads:
             result = await self._recorded(result, reads, subscribers, selection, context)
-        return payload_json(result)
+        return payload_json(result), bool(reads)
 
     async def _recorded(self, result: ExecutionResult,
                         reads: list[tuple[str, str, tuple[str, ...]]],

@@ -293,3 +293,46 @@ async def test_a_live_map_starting_does_not_hold_up_other_feeds_nor_repeat_a_pos
     moved = [p for p in positions if p["activity"]["id"] == activity_id]
     assert len(moved) == 1 and positions[-1] is moved[0]
     assert moved[0]["eventId"] == event["eventId"]
+
+
+async def test_a_crowd_resuming_from_one_id_renders_each_missed_event_once_as_police(
+        deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Six police sockets of one group reconnect with the same `after` at once: each of the
+    three events they missed is rendered once and sent to all six, exactly once each (a
+    crowd reconnecting after a network blip rendered every missed event per socket, and
+    everyone else's live events waited seconds for it)."""
+    settings = deployment.settings_with(tmp_path_factory.mktemp("crowd"))
+    app = create_app(settings)
+    renderer = app.state.sisada.feeds.renderer
+    renders: list[str] = []
+    render_recorded = renderer.render_recorded
+
+    async def counted(*args: Any, **kwargs: Any) -> tuple[str, bool]:
+        renders.append(args[0].role)
+        return await render_recorded(*args, **kwargs)
+
+    renderer.render_recorded = counted
+    with ServerThread(app) as base_url:
+        sockets = [await _client(base_url, deployment.token("setiabudi_police"))
+                   for _ in range(6)]
+        try:
+            after = _last(deployment)
+            notes = []
+            for _ in range(3):  # missed while disconnected
+                notes.append(f"{MARKER}{uuid.uuid4().hex}")
+                await asyncio.to_thread(deployment.gql, RECORD, "immigration_officer", input={
+                    "kind": "JOINT_OPERATION", "jointOperation": True,
+                    "areaCode": deployment.facts.busiest_setiabudi_rt, "notes": notes[-1]})
+            renders.clear()
+            ops = await asyncio.gather(*(s.subscribe(ACTIVITIES, {"after": after})
+                                         for s in sockets))
+            received = [[(await s.next_payload(op))["data"]["activityRecorded"]
+                         for _ in range(3)] for s, op in zip(sockets, ops, strict=True)]
+            quiet = [await s.nothing_within(0.3) for s in sockets]
+        finally:
+            for s in sockets:
+                await s.__aexit__()
+    assert renders == ["police"] * 3
+    ids = [[event["eventId"] for event in events] for events in received]
+    assert all(one == ids[0] for one in ids) and len(set(ids[0])) == 3
+    assert all(quiet)
