@@ -1,0 +1,30 @@
+"""Every README command works on a fresh clone: each script's setup path (bootstrap with
+the extras it needs, then its program's imports and arguments) runs to its `--help`.
+A benchmark once bootstrapped without the test extras and died on `import httpx`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The whole suite (`scripts/test`) and the long leak hunt run tests, not a program with a
+# --help; every other script is here.
+SCRIPTS = ["bench", "bench-registry", "bench-trail", "bench-worst-case", "bench-subscriptions",
+           "demo"]
+
+
+def test_every_script_is_listed_or_runs_tests() -> None:
+    present = {path.name for path in (ROOT / "scripts").iterdir() if path.is_file()}
+    assert present == {*SCRIPTS, "bootstrap", "test", "leak-hunt"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_sets_itself_up_and_answers_help(script: str) -> None:
+    done = subprocess.run([str(ROOT / "scripts" / script), "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout.lower()
+    assert "Traceback" not in done.stderr
