@@ -45,6 +45,7 @@ from gateway.logging import configure_logging, log
 from gateway.media_types import negotiate
 from gateway.policy_page import policy_page_routes
 from gateway.policy_runtime import LoadedPolicy, load_policy
+from gateway.production import check_start_up, warn_development_defaults
 from gateway.rate_limit import rate_limited
 from gateway.registry import close_registry, registry_from_settings, registry_status
 from gateway.settings import Settings, get_settings
@@ -281,7 +282,8 @@ class AppState:
         self.schema = build_schema(query_limits(settings), settings.max_batch_operations,
                                    field_policy=field_policy, cursor_key=cursor_key(settings))
         self.policy: LoadedPolicy = load_policy(Policy(settings.policy_dir), self.schema)
-        self.engine = create_engine(settings.database_url)
+        self.engine = create_engine(settings.database_url,
+                                    statement_timeout=settings.statement_timeout_seconds)
         self.db = Database(self.engine)
         # One pooled client per process (or, without a URL, a source that is unavailable).
         self.registry = registry_from_settings(settings)
@@ -353,7 +355,9 @@ def create_app(
     (no policy, naive Oso per field); production always runs with the defaults."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    check_start_up(settings)
     state = AppState(settings, field_policy, access_override)
+    warn_development_defaults(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -43,6 +43,7 @@ from gateway.cli_errors import (
     database_errors,
     shown,
 )
+from gateway.production import ProductionSettingsError
 from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError
 from policies.area_codes import is_area_code, level_of
@@ -928,6 +929,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FAILURE
     except AuthConfigError as exc:
         # Written to name the setting at fault, never its value (gateway/auth.py).
+        print(f"sisada {name}: {exc}", file=sys.stderr)
+        return USAGE
+    except ProductionSettingsError as exc:
+        # create_app's start-up check; names settings only (gateway/production.py).
         print(f"sisada {name}: {exc}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:

@@ -17,8 +17,20 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./sisada.db"
     # SQLite: how often the write-ahead log is folded into the database, off the request path.
     sqlite_checkpoint_seconds: float = Field(default=2.0, gt=0)
+    # PostgreSQL: a statement running longer than this is cancelled by the server (the
+    # request's own timeout stops the caller's wait; this stops the server's work, e.g. when
+    # the cancellation never reached it). Unset: request_timeout_seconds. 0: no limit.
+    database_statement_timeout_seconds: float | None = Field(default=None, ge=0)
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # "production" refuses to start with the development key, GraphiQL or open
+    # introspection unless each is allowed below (gateway/production.py); both modes log a
+    # warning per development default in use.
+    environment: Literal["development", "production"] = "development"
+    allow_dev_key_in_production: bool = False
+    allow_graphiql_in_production: bool = False
+    allow_introspection_in_production: bool = False
 
     # Token verification: a shared secret (HS256), a PEM public key (RS256/ES256) or a JWKS URL.
     jwt_secret: str | None = None
@@ -168,6 +180,13 @@ class Settings(BaseSettings):
     ws_send_queue_frames: int = Field(default=256, ge=1)
     ws_send_queue_bytes: int = Field(default=4_000_000, ge=1024)
     ws_send_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def statement_timeout_seconds(self) -> float:
+        """The PostgreSQL statement timeout in force (0: none)."""
+        if self.database_statement_timeout_seconds is None:
+            return self.request_timeout_seconds
+        return self.database_statement_timeout_seconds
 
 
 @lru_cache(maxsize=1)

@@ -54,7 +54,10 @@ class DatabaseUnavailableError(RuntimeError):
         super().__init__(message)
 
 
-def create_engine(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> AsyncEngine:
+def create_engine(url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
+                  statement_timeout: float = 0) -> AsyncEngine:
+    """`statement_timeout` (seconds, PostgreSQL only; 0: the server's own setting): a
+    statement running longer is cancelled by the server (SQLSTATE 57014)."""
     # hide_parameters: a statement error names the SQL, never its bound values (a passport
     # number searched for, a name), so the server log carries none of them.
     if url.startswith("sqlite"):
@@ -65,9 +68,14 @@ def create_engine(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> Asyn
     # gateway recovers by itself when the database returns.
     # jit off: the planner over-estimates the coarsened-location statements (correlated
     # counts per area, resolvers/precision.py), and compiling them took ~3 s of a 0.1 s query.
+    # statement_timeout: the server stops work nobody waits for any more.
+    # 0 leaves the server's (or the role's) own setting alone.
+    server_settings = {"jit": "off"}
+    if statement_timeout > 0:
+        server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
                                connect_args={"timeout": connect_timeout,
-                                             "server_settings": {"jit": "off"}},
+                                             "server_settings": server_settings},
                                hide_parameters=True)
 
 
