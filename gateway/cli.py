@@ -292,8 +292,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.production import check_start_up
 
     check_http_url(REGISTRY_URL, settings.registry_url)
+    # Before anything is migrated or any worker starts: a refused production set-up is
+    # one line here, not a half-done migration or one traceback per worker.
+    check_start_up(settings)
     if args.migrate:
         migrate_both(settings)
     else:

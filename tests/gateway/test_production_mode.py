@@ -154,3 +154,5 @@ def test_sisada_serve_in_production_with_the_development_key_refuses_in_one_line
     assert lines[0].startswith("sisada serve: SISADA_ENVIRONMENT=production refuses to start: "
                                "SISADA_JWT_SECRET: ")
     assert "SISADA_ALLOW_DEV_KEY_IN_PRODUCTION=true" in lines[0]
+    # Refused before anything was done: `--migrate` created no database.
+    assert not (tmp_path / "office.db").exists()
