@@ -9,6 +9,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The default PostgreSQL statement timeout never falls below this, however short the
+# request timeout: statements stopped by the server surface as errors, not as TIMEOUT.
+MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS = 5.0
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SISADA_", env_file=None, extra="ignore")
@@ -19,7 +23,8 @@ class Settings(BaseSettings):
     sqlite_checkpoint_seconds: float = Field(default=2.0, gt=0)
     # PostgreSQL: a statement running longer than this is cancelled by the server (the
     # request's own timeout stops the caller's wait; this stops the server's work, e.g. when
-    # the cancellation never reached it). Unset: request_timeout_seconds. 0: no limit.
+    # the cancellation never reached it). Unset: request_timeout_seconds, at least
+    # MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS. 0: no limit.
     database_statement_timeout_seconds: float | None = Field(default=None, ge=0)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -185,7 +190,9 @@ class Settings(BaseSettings):
     def statement_timeout_seconds(self) -> float:
         """The PostgreSQL statement timeout in force (0: none)."""
         if self.database_statement_timeout_seconds is None:
-            return self.request_timeout_seconds
+            # A backstop behind the request's own timeout, never in front of it: the request
+            # stops first (TIMEOUT) and the server's work ends soon after.
+            return max(self.request_timeout_seconds, MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS)
         return self.database_statement_timeout_seconds
 
 

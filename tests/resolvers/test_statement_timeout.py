@@ -12,7 +12,7 @@ from conftest import make_settings, run_async
 from sqlalchemy import exc, text
 
 from gateway.app import AppState
-from gateway.settings import Settings
+from gateway.settings import MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS, Settings
 from resolvers.db import Database, create_engine
 
 
@@ -52,11 +52,15 @@ def test_a_statement_longer_than_the_timeout_is_cancelled_by_the_server(
     assert "canceling statement due to statement timeout" in str(cancelled.value.orig)
 
 
-def test_the_default_is_the_request_timeout() -> None:
+def test_the_default_is_the_request_timeout_never_below_its_floor() -> None:
     settings = Settings(request_timeout_seconds=7)
     assert settings.statement_timeout_seconds == 7
     assert Settings(request_timeout_seconds=7,
                     database_statement_timeout_seconds=2).statement_timeout_seconds == 2
+    # A very short request timeout stops the request (TIMEOUT) before the server would
+    # cancel its statements: the default backs it, it does not overtake it.
+    assert (Settings(request_timeout_seconds=0.001).statement_timeout_seconds
+            == MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS)
 
 
 def test_the_gateways_engine_carries_the_setting(postgres_database: str, tmp_path: Path) -> None:
