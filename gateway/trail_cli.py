@@ -31,18 +31,33 @@ EXPORT_COLUMNS = ("seq", "at", "record_type", "record_id", "issuer", "subject", 
 
 def register(sub: Any) -> None:
     """Add `trail` and its subcommands to the `sisada` parser's subparsers."""
-    trail = sub.add_parser("trail", help="the access trail: verify, prune, export")
+    trail = sub.add_parser(
+        "trail", help="the access trail: verify, prune, export",
+        description="The access trail of identity reads in SISADA_DATABASE_URL (README, "
+                    "'The access trail'). Exit 0: done; 1: the trail is broken or a prune "
+                    "was refused; 2: the trail cannot be read.")
     trail_sub = trail.add_subparsers(dest="trail_command", required=True)
-    trail_sub.add_parser("verify", help="recompute the hash chain").set_defaults(
-        func=cmd_verify)
+    trail_sub.add_parser(
+        "verify", help="recompute the hash chain",
+        description="Recompute the whole hash chain in one snapshot: exit 0 with the last "
+                    "seq and hash when intact, else 1 naming the first altered, deleted or "
+                    "inserted entry.").set_defaults(func=cmd_verify)
     prune_parser = trail_sub.add_parser(
-        "prune", help="delete entries older than the retention (or --before)")
+        "prune", help="delete entries older than the retention (or --before)",
+        description="Verify, then delete the oldest entries (and their record rows) before "
+                    "the cut-off and append a chained prune entry. Refuses a broken trail "
+                    "and a cut-off within SISADA_TRAIL_RETENTION_DAYS.")
     prune_parser.add_argument("--before", type=_cut_off,
-                              help="ISO date or time (UTC unless it says otherwise)")
+                              help="ISO date or time, UTC unless it says otherwise "
+                                   "(default: now minus the retention)")
     prune_parser.set_defaults(func=cmd_prune)
-    export = trail_sub.add_parser("export", help="who read a foreigner's identity, and why")
+    export = trail_sub.add_parser(
+        "export", help="who read a foreigner's identity, and why",
+        description="Every read of a foreigner's identity and their stay permits', oldest "
+                    "first, one row per record read (a data subject's request).")
     export.add_argument("--foreigner", type=int, required=True, help="the foreigner's id")
-    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--format", choices=("json", "csv"), default="json",
+                        help="output format (default: json)")
     export.set_defaults(func=cmd_export)
 
 

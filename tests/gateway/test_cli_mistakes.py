@@ -342,7 +342,8 @@ def test_token_before_seed_says_to_seed(fresh: Cli) -> None:
 
 @pytest.mark.parametrize("command", [
     ("migrate",), ("seed",), ("serve",), ("token",), ("demo",), ("policy", "check"),
-    ("policy", "matrix"), ("registry", "serve"), ("registry", "migrate"),
+    ("policy", "matrix"), ("registry", "serve"), ("registry", "migrate"), ("trail",),
+    ("trail", "verify"), ("trail", "prune"), ("trail", "export"),
 ], ids=" ".join)
 def test_help_of_a_subcommand_says_what_it_does_and_its_defaults(
     tmp_path: Path, command: tuple[str, ...],
