@@ -28,11 +28,9 @@ from typing import Any, Protocol
 from resolvers.db import postgresql_connection, sqlite_connection
 from resolvers.trail import (
     TrailEntry,
-    TrailRecord,
     TrailWriteError,
     append_postgresql_direct,
     append_sqlite_blocking,
-    entries_of,
 )
 
 # How long closing waits for writes in flight before giving up on them.
@@ -57,10 +55,6 @@ class TrailThread:
         when they are committed, or raises `TrailWriteError` (also after `timeout`)."""
         deadline = time.monotonic() + self.timeout
         return asyncio.ensure_future(self._bounded(self._backend.start(entries, deadline)))
-
-    def records(self, records: Sequence[TrailRecord]) -> asyncio.Future[None]:
-        """The same for reads given per record (grouped into entries)."""
-        return self.entries(entries_of(records))
 
     async def _bounded(self, write: asyncio.Future[None]) -> None:
         try:

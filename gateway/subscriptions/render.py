@@ -25,12 +25,16 @@ from strawberry.types.graphql import OperationType
 
 from gateway.logging import log
 from policies import Principal
-from resolvers.trail import TrailRecord, TrailWriteError
+from resolvers.trail import TrailEntry, TrailWriteError
 from schema.budget import ExecutionBudget, ExecutionStoppedError
 from schema.context import GraphQLContext, build_context
 from schema.trail import begin_reads, recorded_keys, scrub
 
 SUBSCRIPTION_ONLY = (OperationType.SUBSCRIPTION,)
+
+
+# One group of recorded reads: record type, field names, record ids (schema.trail).
+Reads = tuple[str, tuple[str, ...], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ class Renderer:
                              purpose=purpose)
 
     async def execute(self, context: GraphQLContext, selection: Selection,
-                      root: Any) -> tuple[ExecutionResult, list[tuple[str, str, tuple[str, ...]]]]:
+                      root: Any) -> tuple[ExecutionResult, list[Reads]]:
         """The document against `root`, bounded in time; the recorded reads it made."""
         reads = begin_reads()
         timeout = self.state.settings.request_timeout_seconds
@@ -84,12 +88,12 @@ class Renderer:
                     operation_name=selection.operation_name,
                     allowed_operation_types=SUBSCRIPTION_ONLY)
         except TimeoutError:
-            reads.records()
+            reads.entries()
             return _error("the event took too long to render and was dropped", "TIMEOUT"), []
         except ExecutionStoppedError as stop:
-            reads.records()
+            reads.entries()
             return _error(stop.message, stop.code), []
-        return result, reads.records()
+        return result, reads.entries()
 
     async def render(self, principal: Principal, purpose: str | None, selection: Selection,
                      root: Any, subscribers: Sequence[Subscriber]) -> str:
@@ -110,7 +114,7 @@ class Renderer:
         return payload_json(result), bool(reads)
 
     async def _recorded(self, result: ExecutionResult,
-                        reads: list[tuple[str, str, tuple[str, ...]]],
+                        reads: list[Reads],
                         subscribers: Sequence[Subscriber], selection: Selection,
                         context: GraphQLContext) -> ExecutionResult:
         trail = self.state.trail
@@ -118,18 +122,20 @@ class Renderer:
                                  selection.query.encode("utf-8", "surrogatepass"),
                                  hashlib.sha256).hexdigest()
         now = dt.datetime.now(dt.UTC)
-        records = [
-            TrailRecord(at=now, issuer=s.principal.issuer or "", subject=s.principal.subject or "",
-                        role=s.principal.role, area=s.principal.area,
-                        office_code=s.principal.city, officer_id=s.principal.officer_id,
-                        record_type=type_name, record_id=record_id, fields=fields,
-                        purpose=s.purpose, request_id=context.loaders.request_id,
-                        operation_name=selection.operation_name, document_hash=document_hash,
-                        client_address=s.client)
-            for s in subscribers for type_name, record_id, fields in reads
+        # As a query's trail (gateway/access_trail.py): per subscriber, one entry per record
+        # type and field set, listing its records.
+        entries = [
+            TrailEntry(at=now, issuer=s.principal.issuer or "", subject=s.principal.subject or "",
+                       role=s.principal.role, area=s.principal.area,
+                       office_code=s.principal.city, officer_id=s.principal.officer_id,
+                       record_type=type_name, fields=fields, purpose=s.purpose,
+                       request_id=context.loaders.request_id,
+                       operation_name=selection.operation_name, document_hash=document_hash,
+                       client_address=s.client, record_ids=tuple(record_ids))
+            for s in subscribers for type_name, fields, record_ids in reads
         ]
         try:
-            await trail.thread.records(records)
+            await trail.thread.entries(entries)
         except TrailWriteError as exc:
             # Fail closed: no recorded value leaves without its entry (SPEC rule 6).
             log.error("trail.write_failed", request_id=context.loaders.request_id,

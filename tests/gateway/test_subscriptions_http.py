@@ -376,3 +376,36 @@ async def test_no_connection_init_in_time_closes_4408(limited: tuple[Deployment,
 def test_the_limits_server_still_answers_http(limited: tuple[Deployment, str]) -> None:
     _deployment, base_url = limited
     assert httpx.get(f"{base_url}/healthz").status_code == 200
+
+
+async def test_an_identity_read_in_an_event_is_in_the_access_trail_as_immigration_supervisor(
+        deployment: Deployment) -> None:
+    """SPEC rule 6 on the live path: the subject's name a supervisor receives in an event
+    leaves only with its trail entry (record, field, role, purpose)."""
+    from resolvers.trail import entries_about_foreigner
+
+    subject = _setiabudi_foreigner(deployment)
+
+    def name_reads() -> list[dict[str, Any]]:
+        entries = on_db(deployment.database_url,
+                        lambda db: entries_about_foreigner(db, subject["id"]))
+        return [e for e in entries
+                if e["record_type"] == "Foreigner" and "fullName" in e["fields"]]
+
+    before = name_reads()
+    client, op = await _feed(deployment, "immigration_supervisor")
+    try:
+        await _record(deployment, "immigration_officer", notes=_marker(),
+                      subjectForeignerId=str(subject["id"]))
+        payload = await client.next_payload(op)
+    finally:
+        await client.__aexit__()
+    assert payload["data"]["activityRecorded"]["activity"]["subject"]["fullName"] == (
+        subject["full_name"])
+    after = name_reads()
+    new = after[len(before):]
+    assert len(new) == 1
+    assert new[0]["role"] == "immigration_supervisor"
+    assert new[0]["purpose"] == PURPOSE
+    assert new[0]["record_id"] == str(subject["id"])
+
