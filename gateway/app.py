@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -49,6 +50,7 @@ from gateway.production import check_start_up, warn_development_defaults
 from gateway.rate_limit import rate_limited
 from gateway.registry import close_registry, registry_from_settings, registry_status
 from gateway.settings import Settings, get_settings
+from gateway.shutdown import CutOnShutdown, GracefulShutdown
 from gateway.subscriptions import LiveFeeds
 from gateway.trail_thread import TrailThread
 from policies import Policy, PolicyError, Principal, RoleAccess
@@ -359,6 +361,8 @@ def create_app(
     state = AppState(settings, field_policy, access_override)
     warn_development_defaults(settings)
 
+    shutdown = GracefulShutdown(state.feeds.going_away)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         log.info("gateway.start", database=state.engine.url.render_as_string(hide_password=True))
@@ -373,7 +377,9 @@ def create_app(
         checkpoints = asyncio.create_task(
             state.db.checkpoint_forever(settings.sqlite_checkpoint_seconds))
         await state.feeds.start()
+        restore_signals = shutdown.answer_signals_first(loop)
         yield
+        restore_signals()
         await state.feeds.stop()
         checkpoints.cancel()
         await close_registry(state.registry)
@@ -423,7 +429,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[cors_middleware(settings)],
+        middleware=[Middleware(CutOnShutdown, shutdown=shutdown), cors_middleware(settings)],
         exception_handlers={404: _not_found, 500: _server_error},
     )
     app.state.sisada = state

@@ -285,6 +285,7 @@ def serve_options(settings: Settings, host: str, port: int) -> dict[str, object]
         # live feeds share (bench-subscriptions: 89.8 KiB per idle subscription and a
         # p99 of 252 ms with it offered, 46.1 KiB and 147 ms without).
         "ws_per_message_deflate": False,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
     }
 
 

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     max_document_bytes: int = 20_000
     max_batch_operations: int = 10
     request_timeout_seconds: float = 15.0
+    # SIGTERM/SIGINT: new connections are refused, live feeds close with 1001 (going away)
+    # and requests in flight get this long to finish (their trail entries written) before
+    # they are cancelled. Above request_timeout_seconds, every request can finish.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     # HTTP request bodies larger than this are refused before they are parsed.
     max_body_bytes: int = 256_000
     # JSON request bodies (and GET `variables`) nested deeper than this are refused.

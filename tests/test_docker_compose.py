@@ -97,3 +97,14 @@ def test_no_secret_default_the_secrets_are_required() -> None:
     done = _config()
     assert done.returncode != 0
     assert "SISADA_JWT_SECRET" in done.stderr or "SISADA_REGISTRY_TOKEN" in done.stderr
+
+
+def test_replicas_stop_after_their_grace_period(resolved: dict[str, Any]) -> None:
+    """Compose's stop timeout outlasts the gateway's grace period: requests in flight
+    finish and sockets close with 1001 before anything is killed."""
+    for name in ("gateway-1", "gateway-2"):
+        service = resolved["services"][name]
+        grace = float(service["environment"]["SISADA_SHUTDOWN_GRACE_SECONDS"])
+        stop = service["stop_grace_period"]
+        seconds = float(stop.rstrip("s")) if isinstance(stop, str) else float(stop)
+        assert seconds > grace + 2, (name, stop, grace)

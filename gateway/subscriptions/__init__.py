@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from graphql import (
@@ -77,6 +78,13 @@ class LiveFeeds:
     async def start(self) -> None:
         await self.relay.start()
         log.info("events.start", bus=self.bus.name)
+
+    async def going_away(self) -> None:
+        """Every socket closes with 1001 (reconnect elsewhere); returns once they have."""
+        for connection in list(self.connections):
+            connection.close(codes.GOING_AWAY, "The gateway is shutting down")
+        while self.connections:
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         for connection in list(self.connections):

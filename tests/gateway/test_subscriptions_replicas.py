@@ -13,11 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,14 +23,12 @@ import httpx
 import pytest
 from conftest import (
     PURPOSE,
-    REGISTRY_TOKEN,
-    TEST_SECRET,
     Deployment,
     delete_marked_rows,
-    free_port,
     on_db,
     purpose_headers,
 )
+from replica_process import ReplicaProcess
 from ws_client import FeedClient
 
 from gateway.auth import mint_dev_token
@@ -58,50 +51,15 @@ def _leave_the_seeded_data_as_found(deployment: Deployment) -> Iterator[None]:
 
 @contextlib.contextmanager
 def replica(deployment: Deployment, bus: str, channel: str) -> Iterator[str]:
-    """`sisada serve` in a process of its own; stopped by its own pid."""
-    port = free_port()
-    env = {**os.environ,
-           "SISADA_DATABASE_URL": deployment.database_url,
-           "SISADA_JWT_SECRET": TEST_SECRET,
-           "SISADA_REGISTRY_URL": deployment.settings.registry_url or "",
-           "SISADA_REGISTRY_TOKEN": REGISTRY_TOKEN,
-           "SISADA_RATE_LIMITS_ENABLED": "false",
-           "SISADA_EVENT_BUS": bus,
-           "SISADA_REDIS_URL": REDIS_URL if bus == "redis" else "",
-           # A channel of this test's own: other suites' replicas never wake these.
-           "SISADA_EVENT_CHANNEL": channel,
-           "SISADA_EVENT_POLL_SECONDS": "60",
-           "SISADA_LOG_LEVEL": "warning"}
-    if bus != "redis":
-        env.pop("SISADA_REDIS_URL")
-    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                stderr.seek(0)
-                raise RuntimeError(f"replica exited: {stderr.read().decode()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("replica did not answer /healthz")
-            time.sleep(0.1)
-        yield base
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(10)
-        stderr.close()
+    """`sisada serve` in a process of its own, on `bus`, with a channel of its own."""
+    env: dict[str, str | None] = {
+        "SISADA_EVENT_BUS": bus,
+        "SISADA_REDIS_URL": REDIS_URL if bus == "redis" else None,
+        # A channel of this test's own: other suites' replicas never wake these.
+        "SISADA_EVENT_CHANNEL": channel,
+        "SISADA_EVENT_POLL_SECONDS": "60"}
+    with ReplicaProcess(deployment, env) as process:
+        yield process.base
 
 
 def _buses(deployment: Deployment) -> list[str]:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import CITY, PURPOSE, REGISTRY_TOKEN, TEST_SECRET, Deployment, free_port, run_async
+from conftest import CITY, PURPOSE, Deployment, run_async
+from replica_process import ReplicaProcess
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -42,46 +41,9 @@ STARTUP_SECONDS = 30.0
 
 @contextlib.contextmanager
 def replica(deployment: Deployment) -> Iterator[str]:
-    """`sisada serve` in a process of its own over the deployment's data; stopped by its
-    own pid (SIGTERM, then SIGKILL)."""
-    port = free_port()
-    env = {**os.environ,
-           "SISADA_DATABASE_URL": deployment.database_url,
-           "SISADA_JWT_SECRET": TEST_SECRET,
-           "SISADA_REGISTRY_URL": deployment.settings.registry_url or "",
-           "SISADA_REGISTRY_TOKEN": REGISTRY_TOKEN,
-           "SISADA_RATE_LIMITS_ENABLED": "false",
-           "SISADA_LOG_LEVEL": "warning"}
-    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                stderr.seek(0)
-                raise RuntimeError(f"replica exited: {stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("replica did not answer /healthz")
-            time.sleep(0.1)
-        yield base
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(10)
-        stderr.close()
+    """`sisada serve` in a process of its own over the deployment's data."""
+    with ReplicaProcess(deployment) as process:
+        yield process.base
 
 
 def reads_by_subject_prefix(database_url: str, prefix: str) -> tuple[int, int]:
