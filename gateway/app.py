@@ -341,6 +341,8 @@ class AppState:
         access = self._compiled_access(loaded)
         self.policy, self.verifier, self._access = loaded, verifier, access
         self._views = {}
+        # Each role's introspection is rebuilt from the new policy on its next use.
+        self.schema.introspection_views.clear()
         # Subscriptions whose feed the new policy closes to their role end now.
         self.feeds.policy_reloaded()
         log.info("policy.reloaded", roles=sorted(loaded.policy.roles))

@@ -14,6 +14,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import commands, queries
 from resolvers.identity import IdentityUnavailableError, LookupTooBroadError
@@ -28,6 +29,7 @@ from resolvers.paging import (
 from resolvers.trail import CURSOR_KIND as TRAIL_CURSOR
 from resolvers.trail import TrailFilter, trail_page, trail_position
 from schema.access_trail import (
+    TRAIL_FILTER_FIELDS,
     AccessTrailConnection,
     AccessTrailEntry,
     AccessTrailFilter,
@@ -77,6 +79,11 @@ from schema.foreigners import (
     page_nodes,
 )
 from schema.identity import resolve_attribute
+from schema.introspection_view import (
+    ArgumentGuards,
+    IntrospectionViews,
+    mentions_introspection,
+)
 from schema.limits import QueryLimits, QueryLimitsExtension
 from schema.me import Me
 from schema.privacy import FieldPolicy, PolicyMiddleware
@@ -113,6 +120,14 @@ FOREIGNER_ORDER_FIELDS = {
     ForeignerOrder.ID: ("Foreigner", "id"),
     ForeignerOrder.PERMIT_EXPIRES_ON: ("Foreigner", "permitExpiresOn"),
 }
+REPORT_ARGUMENT_FIELDS = {"status": ("Report", "status"), "category": ("Report", "category")}
+ACTIVITY_ARGUMENT_FIELDS = {
+    "officer_id": ("Activity", "officer"),
+    "since": ("Activity", "occurredAt"),
+    "joint_only": ("Activity", "jointOperation"),
+}
+# A field check searches by document number: it reads passport numbers.
+CHECK_FOREIGNER_FIELD = ("Foreigner", "passportNumber")
 # People in the whole registry one name look-up may match. Every match is then scoped here,
 # so what the caller sees depends on their own scope only; a name broader than this across
 # the registry is refused (narrow it), never truncated into a silently partial list.
@@ -227,7 +242,7 @@ class Query:
     @strawberry.field(description="Field check by passport or permit number: registered or not.",
                       metadata=weighted(STATEMENT_WEIGHT))
     async def check_foreigner(self, info: Ctx, document_number: str) -> ForeignerCheck | None:
-        info.context.require_readable("Foreigner", "passportNumber")
+        info.context.require_readable(*CHECK_FOREIGNER_FIELD)
         number = document_number_argument(document_number)
         loaders = info.context.loaders
         # The registry knows who holds the document; the office's scope decides whether
@@ -274,9 +289,9 @@ class Query:
         after: str | None = None,
     ) -> ReportConnection | None:
         if status is not None:
-            info.context.require_readable("Report", "status")
+            info.context.require_readable(*REPORT_ARGUMENT_FIELDS["status"])
         if category is not None:
-            info.context.require_readable("Report", "category")
+            info.context.require_readable(*REPORT_ARGUMENT_FIELDS["category"])
         page = await _fetched(queries.report_page(
             info.context.db, info.context.scopes["Report"], enum_value(status),
             enum_value(category), _page_size(first), opened_cursor(info, after),
@@ -350,11 +365,11 @@ class Query:
         after: str | None = None,
     ) -> ActivityConnection | None:
         if officer_id is not None:
-            info.context.require_readable("Activity", "officer")
+            info.context.require_readable(*ACTIVITY_ARGUMENT_FIELDS["officer_id"])
         if since is not None:
-            info.context.require_readable("Activity", "occurredAt")
+            info.context.require_readable(*ACTIVITY_ARGUMENT_FIELDS["since"])
         if joint_only:
-            info.context.require_readable("Activity", "jointOperation")
+            info.context.require_readable(*ACTIVITY_ARGUMENT_FIELDS["joint_only"])
         cursor, size = opened_cursor(info, after), _page_size(first)
         officer = int_id(officer_id) if officer_id is not None else None
         if officer_id is not None and officer is None:
@@ -481,6 +496,8 @@ class Mutation:
 class SisadaSchema(strawberry.federation.Schema):
     # Seals the cursors of every connection (schema.common.PageInfo); set by build_schema.
     cursor_seal: CursorSeal
+    # Each role's introspection (schema/introspection_view.py); set by build_schema.
+    introspection_views: IntrospectionViews
 
     # The annotations are Strawberry's own: they define the `_entities` field's type.
     def entities_resolver(
@@ -506,14 +523,21 @@ class SisadaSchema(strawberry.federation.Schema):
 
     async def _execute_operation(
         self, execution_context: ExecutionContext, extensions_runner: Any,
-        middleware_manager: MiddlewareManager | None, *args: Any, **kwargs: Any,
+        middleware_manager: MiddlewareManager | None, execute_function: Any,
+        *args: Any, **kwargs: Any,
     ) -> Any:
         # Decided once, after parsing: without a manager graphql-core does not even test
         # one per field. (A falsy PolicyMiddleware alone costs one test per field.)
         if isinstance(middleware_manager, PolicyMiddleware) and not middleware_manager:
             middleware_manager = None
+        if mentions_introspection(execution_context.query):
+            # `__schema`/`__type` answer from the caller's role schema (one regex otherwise).
+            execute_function = self.introspection_views.execute_function(
+                execute_function, execution_context.graphql_document,
+                execution_context.operation_name, execution_context.context)
         return await super()._execute_operation(
-            execution_context, extensions_runner, middleware_manager, *args, **kwargs
+            execution_context, extensions_runner, middleware_manager, execute_function,
+            *args, **kwargs
         )
 
     def process_errors(
@@ -555,7 +579,26 @@ def build_schema(
         # The cost estimate multiplies by list bounds: an unbounded list would be a hole.
         raise TypeError(f"list fields without a bound (schema/cost.py): {unbounded}")
     schema.cursor_seal = CursorSeal(cursor_key or secrets.token_bytes(CursorSeal.KEY_BYTES))
+    schema.introspection_views = IntrospectionViews(schema._schema, argument_guards())
     return schema
+
+
+def argument_guards() -> ArgumentGuards:
+    """The readable field each filter, sort and search argument reveals, by GraphQL name:
+    the pairs the resolvers check, for what each role's introspection shows."""
+    inputs = {("ForeignerFilterInput", to_camel_case(name)): pair
+              for name, pair in FOREIGNER_FILTER_FIELDS.items()}
+    inputs.update({("AccessTrailFilter", to_camel_case(name)): pair
+                   for name, pair in TRAIL_FILTER_FIELDS.items()})
+    arguments = {("Query", "reports", to_camel_case(name)): pair
+                 for name, pair in REPORT_ARGUMENT_FIELDS.items()}
+    arguments.update({("Query", "activities", to_camel_case(name)): pair
+                      for name, pair in ACTIVITY_ARGUMENT_FIELDS.items()})
+    arguments[("Query", "checkForeigner", "documentNumber")] = CHECK_FOREIGNER_FIELD
+    return ArgumentGuards(
+        arguments=arguments, input_fields=inputs,
+        enum_values={("ForeignerOrder", order.name): pair
+                     for order, pair in FOREIGNER_ORDER_FIELDS.items()})
 
 
 def schema_fields(schema: strawberry.federation.Schema) -> dict[str, list[str]]:
