@@ -44,6 +44,12 @@ from gateway.http_guards import (
 )
 from gateway.logging import configure_logging, log
 from gateway.media_types import negotiate
+from gateway.persisted.resolve import (
+    PersistedOperations,
+    PersistedOperationsMiddleware,
+    refusal_of,
+    resolved_request_data,
+)
 from gateway.policy_page import policy_page_routes
 from gateway.policy_runtime import LoadedPolicy, load_policy
 from gateway.production import check_start_up, warn_development_defaults
@@ -96,6 +102,9 @@ class SisadaGraphQL(GraphQL):
         """One operation: its document size checked, its execution bounded in time."""
         settings = self.app_state.settings
         request_data = kwargs.get("request_data", args[-1] if args else None)
+        refusal = refusal_of(request_data)  # a persisted operation not found or not allowed
+        if refusal is not None:
+            return _error_result(refusal[1], refusal[0])
         query = getattr(request_data, "query", None) or ""
         if len(query.encode("utf-8", "surrogatepass")) > settings.max_document_bytes:
             return _error_result(f"the document is larger than {settings.max_document_bytes} "
@@ -121,6 +130,8 @@ class SisadaGraphQL(GraphQL):
         if trail is not None:
             # Recorded values leave only with their trail entries (SPEC rule 6).
             result = await trail.settle(result)
+        # A document sent with its APQ hash is stored once it has run.
+        await self.app_state.persisted.remember(request_data, result)
         if getattr(context, "events_written", False):
             # A mutation committed live events: the relay reads the outbox now rather than
             # at its next poll.
@@ -133,7 +144,11 @@ class SisadaGraphQL(GraphQL):
         cannot be selected: Strawberry runs a batch's operations together and answers 400
         for the first that fails, while the others carried on (a mutation applied and
         identity read behind a 400: review of issue 10, F4)."""
+        # Hashes stand for their documents from here on (gateway/persisted).
+        request_data = resolved_request_data(request.scope, request_data)
         for data in request_data if isinstance(request_data, list) else [request_data]:
+            if refusal_of(data) is not None:
+                continue  # answered with its own error (execute_single)
             if isinstance(request_data, list):
                 _check_selectable(data)
             _refuse_subscription(data)
@@ -149,6 +164,11 @@ class SisadaGraphQL(GraphQL):
         if isinstance(request, Request) and isinstance(response, Response):
             return negotiate(response, request.headers.get("accept"))
         return response
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET of a persisted query carries no query, and is no page view.
+        return (super().should_render_graphql_ide(request)
+                and "extensions" not in request.query_params)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(STATIC / "graphiql.html")
@@ -302,6 +322,8 @@ class AppState:
         self._views: dict[tuple[str, bool], AccessView] = {}
         # Subscriptions: the event outbox's relay, the bus, the sockets (issue 11).
         self.feeds = LiveFeeds(self)
+        # APQ documents and partner allow-lists (gateway/persisted).
+        self.persisted = PersistedOperations(settings, self.db)
 
     def _compiled_access(self, loaded: LoadedPolicy) -> dict[str, RoleAccess]:
         access = dict(loaded.compiled.by_role)
@@ -385,6 +407,7 @@ def create_app(
         await state.feeds.stop()
         checkpoints.cancel()
         await close_registry(state.registry)
+        await state.persisted.close()
         await state.trail.thread.close()
         await state.engine.dispose()
 
@@ -415,9 +438,13 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         # Outside in: HTTP hygiene (size, media type, JSON; it answers other methods with a
-        # JSON 405), then the token, then rate limits (they need the principal), then GraphQL.
+        # JSON 405), then the token, then persisted operations (hashes become documents,
+        # allow-lists), then rate limits (they need the principal and the documents), then
+        # GraphQL.
         Route("/graphql", HttpGuard(AuthMiddleware(
-            rate_limited(graphql, settings, state.policy.policy.anonymous_role),
+            PersistedOperationsMiddleware(
+                rate_limited(graphql, settings, state.policy.policy.anonymous_role),
+                state.persisted),
             lambda: state.verifier), settings)),
         # Subscriptions: graphql-transport-ws only, authenticated in connection_init.
         WebSocketRoute("/graphql", state.feeds.endpoint),

@@ -27,6 +27,7 @@ import jwt
 from jwt.algorithms import get_default_algorithms
 from starlette.concurrency import run_in_threadpool
 
+from gateway.persisted.names import is_client_name
 from gateway.settings import Settings
 from policies.area_codes import is_area_code, level_of
 from policies.principal import Principal, dev_subject
@@ -318,12 +319,16 @@ class TokenVerifier:
                                     and 0 < len(subject) <= MAX_SUBJECT_LENGTH
                                     and subject.isprintable()):
             raise AuthError("malformed subject")
+        client = claims.get("client")
+        if "client" in claims and not (isinstance(client, str) and is_client_name(client)):
+            raise AuthError("malformed client")
         return Principal(
             role=role,
             area=area,
             officer_id=officer_id,
             subject=subject,
             issuer=claims["iss"],
+            client=client,
         )
 
 
@@ -424,6 +429,7 @@ def mint_dev_token(
     officer_id: int | None = None,
     subject: str | None = None,
     ttl_seconds: int | None = None,
+    client: str | None = None,
 ) -> str:
     """A development HS256 token signed with `dev_secret(settings)`.
 
@@ -449,4 +455,6 @@ def mint_dev_token(
         claims["area"] = area
     if officer_id is not None:
         claims["officer_id"] = officer_id
+    if client is not None:
+        claims["client"] = client
     return jwt.encode(claims, dev_secret(settings), algorithm="HS256")

@@ -43,6 +43,7 @@ from gateway.cli_errors import (
     database_errors,
     shown,
 )
+from gateway.persisted import cli as operations_cli
 from gateway.production import ProductionSettingsError
 from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError
@@ -402,7 +403,8 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     area, officer = args.area, args.officer
     if role in policy.jurisdiction_levels or role in policy.officer_kinds:
         area, officer = token_claims(settings, policy, role, area, officer)
-    print(mint_dev_token(settings, role, area=area, officer_id=officer, ttl_seconds=args.ttl))
+    print(mint_dev_token(settings, role, area=area, officer_id=officer, ttl_seconds=args.ttl,
+                         client=args.client))
     return 0
 
 
@@ -813,6 +815,10 @@ def build_parser(settings: Settings | None = None, policy: Policy | None = None
                        help="lifetime in seconds, at most SISADA_MAX_TOKEN_LIFETIME_SECONDS "
                             f"(default: SISADA_DEV_TOKEN_TTL_SECONDS, now "
                             f"{current.dev_token_ttl_seconds})")
+    token.add_argument("--client", type=operations_cli.client_name, metavar="NAME",
+                       help="the partner application the token is for (the `client` claim: "
+                            "which registered operations it may run, `sisada operations`; "
+                            "default: none)")
     token.set_defaults(func=cmd_token)
 
     check = command("policy-check", "compile the policy and report problems (the same as "
@@ -881,6 +887,7 @@ def build_parser(settings: Settings | None = None, policy: Policy | None = None
         description=f"Create the registry's schema in {REGISTRY_DATABASE} (idempotent)."
     ).set_defaults(func=cmd_registry_migrate)
     trail_cli.register(sub)
+    operations_cli.register(sub, current)
     return parser
 
 
@@ -893,7 +900,8 @@ def _shown(url: str) -> str:
 
 def _command(args: argparse.Namespace) -> str:
     parts = [args.command] + [getattr(args, name) for name in
-                              ("policy_command", "registry_command", "trail_command")
+                              ("policy_command", "registry_command", "trail_command",
+                               "operations_command")
                               if getattr(args, name, None)]
     return " ".join(parts)
 

@@ -190,6 +190,23 @@ class Settings(BaseSettings):
     ws_send_queue_bytes: int = Field(default=4_000_000, ge=1024)
     ws_send_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # -- persisted operations (gateway/persisted): APQ and partner allow-lists --
+    # Automatic Persisted Queries (Apollo's extensions.persistedQuery): "off" answers
+    # PERSISTED_QUERY_NOT_SUPPORTED (registered operations of allow-lists still run).
+    apq: Literal["on", "off"] = "on"
+    # Without redis_url: documents kept in this process's LRU (each at most
+    # max_document_bytes).
+    apq_cache_size: int = Field(default=1000, ge=1, le=100_000)
+    # With redis_url: how long a stored document lives after it was last registered.
+    apq_ttl_seconds: int = Field(default=86_400, ge=1)
+    # Namespace of the APQ keys in Redis (replicas that share documents share it).
+    apq_key_prefix: str = "sisada-apq"
+    # How long a gateway reuses a client's mode and registered operations: changes made
+    # with `sisada operations` take effect within this many seconds.
+    operations_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Registered operations per client (`sisada operations add` refuses more).
+    operations_max_per_client: int = Field(default=500, ge=1, le=10_000)
+
     @property
     def statement_timeout_seconds(self) -> float:
         """The PostgreSQL statement timeout in force (0: none)."""

@@ -26,6 +26,9 @@ class Principal:
     city: str | None = None
     # Token issuer: a subject is unique only within its issuer.
     issuer: str | None = None
+    # The partner application the token was issued to (the `client` claim): which
+    # registered operations it may run (gateway/persisted). Never a policy input.
+    client: str | None = None
 
     def __post_init__(self) -> None:
         if self.area_level is None and self.area is not None and is_area_code(self.area):

@@ -228,3 +228,28 @@ class EventOutbox(Base):
 
     __table_args__ = (Index("ix_event_outbox_topic_id", "topic", "id"),
                       {"sqlite_autoincrement": True})
+
+
+class OperationClient(Base):
+    """A partner client named by tokens' `client` claim (issue 12): `open` runs any
+    operation, `allow-list` only the documents registered for it (`persisted_operation`)."""
+
+    __tablename__ = "operation_client"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PersistedOperation(Base):
+    """A trusted document registered for a client by `sisada operations add`: its SHA-256
+    (what clients send as `extensions.persistedQuery.sha256Hash`), the document as
+    registered, and the names of its operations (comma-separated, for people)."""
+
+    __tablename__ = "persisted_operation"
+
+    client: Mapped[str] = mapped_column(String(63), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    operation_names: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

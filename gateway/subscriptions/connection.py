@@ -296,6 +296,12 @@ class Connection:
         from gateway.subscriptions import SubscriptionRefusedError
 
         try:
+            # An allow-list-only partner subscribes with a registered document only.
+            refused = await self.feeds.state.persisted.subscription_errors(
+                self.subscriber.principal, selection.query)
+            if refused is not None:
+                self.send_error(op_id, refused)
+                return
             request, live = await self.feeds.prepare(self.subscriber, selection)
             member = Member(self, op_id, self.subscriber, live, request)
             operation.member = member
