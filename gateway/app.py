@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -25,6 +26,7 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
+from gateway import metrics
 from gateway.access_trail import (
     PURPOSE_HEADER,
     AccessView,
@@ -61,9 +63,10 @@ from gateway.subscriptions import LiveFeeds
 from gateway.trail_thread import TrailThread
 from policies import Policy, PolicyError, Principal, RoleAccess
 from resolvers.db import Database, DatabaseUnavailableError, create_engine
+from resolvers.observers import observe_engine
 from resolvers.officers import officer_kind
 from schema.budget import ExecutionBudget, ExecutionStoppedError
-from schema.context import GraphQLContext, build_context
+from schema.context import GraphQLContext, build_context, note_operation, operation_name
 from schema.limits import QueryLimits
 from schema.privacy import FieldPolicy
 from schema.root import build_schema, schema_fields
@@ -99,6 +102,18 @@ class SisadaGraphQL(GraphQL):
         return orjson.dumps(data)
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """One operation, counted and timed (gateway/metrics.py) by the name it selected."""
+        started = time.perf_counter()
+        note_operation(None)
+        result = await self._execute_bounded(*args, **kwargs)
+        context = kwargs.get("context")
+        principal = getattr(context, "principal", None)
+        role = principal.role if principal is not None else metrics.OTHER
+        self.app_state.metrics.operation_done(operation_name(), role, result,
+                                              time.perf_counter() - started)
+        return result
+
+    async def _execute_bounded(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         """One operation: its document size checked, its execution bounded in time."""
         settings = self.app_state.settings
         request_data = kwargs.get("request_data", args[-1] if args else None)
@@ -307,6 +322,9 @@ class AppState:
         self.engine = create_engine(settings.database_url,
                                     statement_timeout=settings.statement_timeout_seconds)
         self.db = Database(self.engine)
+        observe_engine(self.engine, statement=metrics.statement_ran,
+                       in_use=metrics.pool_checked_out)
+        self.metrics = metrics.RequestMetrics(settings)
         # One pooled client per process (or, without a URL, a source that is unavailable).
         self.registry = registry_from_settings(settings)
         # Outlives policy reloads: which officer is which does not change with the policy.
@@ -358,6 +376,7 @@ class AppState:
             loaded = load_policy(Policy(self.settings.policy_dir), self.schema)
         except PolicyError as exc:
             log.error("policy.reload_failed", error=str(exc))
+            metrics.policy_reloaded(ok=False)
             return False
         verifier = self._verifier(loaded.policy)
         access = self._compiled_access(loaded)
@@ -368,6 +387,7 @@ class AppState:
         # Subscriptions whose feed the new policy closes to their role end now.
         self.feeds.policy_reloaded()
         log.info("policy.reloaded", roles=sorted(loaded.policy.roles))
+        metrics.policy_reloaded(ok=True)
         return True
 
 
@@ -410,6 +430,7 @@ def create_app(
         await state.persisted.close()
         await state.trail.thread.close()
         await state.engine.dispose()
+        metrics.process_stopped(settings)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -441,13 +462,15 @@ def create_app(
         # JSON 405), then the token, then persisted operations (hashes become documents,
         # allow-lists), then rate limits (they need the principal and the documents), then
         # GraphQL.
-        Route("/graphql", HttpGuard(AuthMiddleware(
+        Route("/graphql", metrics.TimedRequests(HttpGuard(AuthMiddleware(
             PersistedOperationsMiddleware(
                 rate_limited(graphql, settings, state.policy.policy.anonymous_role),
                 state.persisted),
-            lambda: state.verifier), settings)),
+            lambda: state.verifier), settings))),
         # Subscriptions: graphql-transport-ws only, authenticated in connection_init.
         WebSocketRoute("/graphql", state.feeds.endpoint),
+        # Prometheus: its own optional token, never the GraphQL one (gateway/metrics.py).
+        metrics.metrics_route(settings),
         *policy_page_routes(state, lambda page: AuthMiddleware(page, lambda: state.verifier)),
     ]
     if settings.graphiql:

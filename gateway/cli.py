@@ -308,8 +308,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     ensure_port_free(host, port, "--port")
     options = serve_options(settings, host, port)
     if args.workers > 1:
-        # Each worker process builds its own app from the same SISADA_* environment.
-        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **options)
+        # Each worker process builds its own app from the same SISADA_* environment, and
+        # writes its metrics where every worker's /metrics adds them up (gateway/metrics.py).
+        from gateway.metrics import multiprocess_directory
+
+        with multiprocess_directory(settings):
+            uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers,
+                        **options)
         return 0
     return run_server(create_app(settings), options)
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The default PostgreSQL statement timeout never falls below this, however short the
@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     # roles the policy's `allow_policy_page` names: the policy is not secret.
     policy_page_public: bool = False
     log_level: str = "INFO"
+
+    # -- /metrics (Prometheus; gateway/metrics.py) --
+    # A bearer token /metrics asks for (compared in constant time); unset, /metrics is open.
+    metrics_token: SecretStr | None = None
+    # Distinct operation names a process labels; later ones are counted as "other".
+    metrics_max_operation_names: int = Field(default=100, ge=0, le=1000)
+    # prometheus-client's multiprocess directory (its own variable, PROMETHEUS_MULTIPROC_DIR,
+    # read by prometheus-client too): `sisada serve --workers N` sets a temporary one.
+    metrics_multiproc_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR",
+                                                    "metrics_multiproc_dir"))
 
     # -- query limits: no real frontend query reaches them, every flood does --
     max_query_depth: int = 12

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from gateway import metrics
 from resolvers.db import postgresql_connection, sqlite_connection
 from resolvers.trail import (
     TrailEntry,
@@ -61,9 +62,12 @@ class TrailThread:
             async with asyncio.timeout(self.timeout + BACKSTOP_GRACE_SECONDS):
                 await asyncio.shield(write)
         except TrailWriteError:
+            metrics.trail_written(ok=False)
             raise
         except Exception as exc:  # timeout, driver, lock: fail closed, whatever it was
+            metrics.trail_written(ok=False)
             raise TrailWriteError() from exc
+        metrics.trail_written(ok=True)
 
     async def close(self) -> None:
         await self._backend.close()

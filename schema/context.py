@@ -85,6 +85,20 @@ def begin_operation() -> None:
     _REDACTED.set(set())
 
 
+# The name of the operation a request selected, as its parsed document spells it ("" when
+# anonymous; None when the document did not parse or selects no operation). Set per
+# operation in its own task (`note_operation`); the gateway's metrics label it.
+_OPERATION: ContextVar[str | None] = ContextVar("sisada_operation", default=None)
+
+
+def note_operation(name: str | None) -> None:
+    _OPERATION.set(name)
+
+
+def operation_name() -> str | None:
+    return _OPERATION.get()
+
+
 def build_context(
     principal: Principal,
     access: RoleAccess,

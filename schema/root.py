@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLObjectType
+from graphql import GraphQLError, GraphQLObjectType, get_operation_ast
 from graphql.execution.middleware import MiddlewareManager
 from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema import FederationAny
@@ -53,6 +53,7 @@ from schema.common import (
     int_id,
     opened_cursor,
 )
+from schema.context import note_operation
 from schema.cost import (
     LOCATED_PAGE_WEIGHT,
     STATEMENT_WEIGHT,
@@ -539,6 +540,17 @@ class SisadaSchema(strawberry.federation.Schema):
             execution_context, extensions_runner, middleware_manager, execute_function,
             *args, **kwargs
         )
+
+    async def _handle_execution_result(
+        self, context: ExecutionContext, result: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        # Every operation ends here, run or refused: the name it selected, once parsed.
+        document = context.graphql_document
+        operation = (None if document is None
+                     else get_operation_ast(document, context.operation_name))
+        note_operation(None if operation is None
+                       else operation.name.value if operation.name is not None else "")
+        return await super()._handle_execution_result(context, result, *args, **kwargs)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

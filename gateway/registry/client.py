@@ -23,6 +23,7 @@ import httpx
 import orjson
 import stamina
 
+from gateway import metrics
 from gateway.logging import log
 from gateway.registry.breaker import BreakerState, CircuitBreaker
 from gateway.registry.queries import (
@@ -90,6 +91,9 @@ class RegistryClient:
         self._breaker = CircuitBreaker(settings.registry_breaker_failures,
                                        settings.registry_breaker_reset_seconds,
                                        clock=clock, on_change=self._circuit_changed)
+        # The state /metrics counts this client in (as of the breaker's last transition).
+        self._counted_state: BreakerState = "closed"
+        metrics.circuit_changed(None, "closed")
         # /readyz: the last ping's (time, answer), and the ping in flight (with its loop).
         self._status: tuple[float, str] | None = None
         self._ping_task: asyncio.Task[str] | None = None
@@ -223,11 +227,14 @@ class RegistryClient:
     async def _guarded(self, operation: Callable[[], Awaitable[T]], request_id: str) -> T:
         permit = self._breaker.admit()
         if permit is None:
+            metrics.upstream_refused()
             raise IdentityUnavailableError("circuit open")
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.registry_total_timeout_seconds):
                 result = await operation()
         except (IdentityUnavailableError, MalformedAnswerError, TimeoutError) as exc:
+            metrics.upstream_called(ok=False, seconds=time.perf_counter() - started)
             self._breaker.failed(permit)
             reason = _reason(exc)
             log.warning("registry.unavailable", reason=reason, request_id=request_id)
@@ -237,6 +244,7 @@ class RegistryClient:
         except BaseException:
             self._breaker.abandoned(permit)
             raise
+        metrics.upstream_called(ok=True, seconds=time.perf_counter() - started)
         self._breaker.succeeded(permit)
         return result
 
@@ -297,6 +305,8 @@ class RegistryClient:
     def _circuit_changed(self, state: BreakerState, failures: int) -> None:
         # A ping's answer from before the change says nothing about after it.
         self._status = None
+        metrics.circuit_changed(self._counted_state, state)
+        self._counted_state = state
         if state == "open":
             log.warning("registry.circuit", state=state, consecutive_failures=failures)
         else:

@@ -30,6 +30,7 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway import metrics
 from gateway.access_trail import PURPOSE_HEADER, stated_purpose
 from gateway.auth import AuthError, AuthUnavailableError
 from gateway.logging import log
@@ -121,6 +122,7 @@ class Connection:
         self._main = asyncio.current_task()
         writer = asyncio.create_task(self._write())
         self.feeds.connections.add(self)
+        metrics.socket_opened(1)
         try:
             if len(self.feeds.connections) > self.settings.ws_max_sockets:
                 self.close(codes.TOO_MANY_SOCKETS, "Too many sockets on this server")
@@ -139,6 +141,7 @@ class Connection:
 
     async def _finish(self, writer: asyncio.Task[None]) -> None:
         self.feeds.connections.discard(self)
+        metrics.socket_opened(-1)  # serve() counted it in just before calling us
         for timer in self._timers:
             timer.cancel()
         for op_id in list(self.ops):

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from gateway import metrics
 from gateway.logging import log
 from gateway.subscriptions.codes import REPLAY_TOO_LONG
 from gateway.subscriptions.render import Renderer, Selection, Subscriber
@@ -147,7 +148,8 @@ class FeedHub:
         group = member.group
         if group is None:
             return
-        group.members.pop(id(member), None)
+        if group.members.pop(id(member), None) is not None:
+            metrics.subscriptions_changed(-1)
         member.group = None
         if not group.members:
             self.groups.pop(group.key, None)
@@ -164,6 +166,7 @@ class FeedHub:
             self.groups[key] = group
         group.members[id(member)] = member
         member.group = group
+        metrics.subscriptions_changed(1)
 
     def policy_reloaded(self) -> None:
         """End every subscription: each was checked (its root field, its filters) and
