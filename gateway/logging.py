@@ -1,4 +1,12 @@
-"""Structured logs (structlog), one JSON-ish line per event — and no caller's values.
+"""Structured logs (structlog): one stream, one line per event — and no caller's values.
+
+One format for the whole process: "json" (one JSON object a line, the production default)
+or "console" (key=value, development). The app's own events are rendered by structlog;
+every other record (uvicorn's access and error lines, Python warnings, libraries) goes
+through structlog's `ProcessorFormatter` on the root handler, so it is rendered by the
+same renderer with the same keys. `sisada serve` hands uvicorn `uvicorn_log_config()`,
+so uvicorn installs no formatter of its own. Each line of a request carries its
+`request_id` (bound by gateway/request_ids.py).
 
 A GET request carries its whole GraphQL document and variables in the query string:
 `checkForeigner(documentNumber: "…")` would write a passport number into every access
@@ -11,15 +19,22 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+import sys
+from typing import Any, Literal
 
+import orjson
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["json", "console"]
 
 # The parameters of GraphQL over HTTP; any other name is the caller's text, and hidden too.
 KNOWN_PARAMETERS = frozenset({"query", "variables", "operationName", "extensions"})
 REDACTED = "REDACTED"
 # A request target with a query string, as uvicorn passes it to its log calls.
 _TARGET = re.compile(r"(/[^?\s]*)\?(\S*)")
+# Marks a record whose message structlog has already rendered (the app's own events).
+_RENDERED = "sisada_rendered"
 # Loggers that print request targets (uvicorn: access lines; WebSocket lines on "error").
 REQUEST_LOGGERS = ("uvicorn.access", "uvicorn.error")
 
@@ -46,6 +61,8 @@ class RedactQueryStrings(logging.Filter):
     """Replaces query-string values in a record's message and arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _RENDERED, False):
+            return True  # the app's own events: rendered already (a JSON line stays whole)
         if isinstance(record.args, tuple):
             record.args = tuple(_redacted(arg) for arg in record.args)
         elif isinstance(record.args, dict):
@@ -54,8 +71,97 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(format="%(message)s", level=level.upper())
+_LEADING_KEYS = ("timestamp", "level", "logger", "event", "request_id")
+
+
+def _json_line(_logger: WrappedLogger, _method: str, event: EventDict) -> str:
+    """One JSON object: the keys every line has first, in a fixed order."""
+    ordered = {key: event.pop(key) for key in _LEADING_KEYS if key in event}
+    ordered.update(event)
+    return orjson.dumps(ordered, default=repr).decode()
+
+
+def _renderer(log_format: LogFormat) -> Processor:
+    if log_format == "json":
+        return _json_line
+    return structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"])
+
+
+def _to_stdlib(_logger: WrappedLogger, _method: str, rendered: str | EventDict) -> Any:
+    """The last processor of the app's events: the rendered line, marked as such, to the
+    stdlib logger (caplog and any handler see the same text the stream does)."""
+    return (rendered,), {"extra": {_RENDERED: True}}
+
+
+# uvicorn's access line: '%s - "%s %s HTTP/%s" %d' (client, method, target, version, status).
+_ACCESS_ARGS = 5
+
+
+def _access_fields(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """uvicorn's access lines with their parts as keys too (the target already redacted)."""
+    args = event.pop("positional_args", None)
+    record = event.get("_record")
+    if (record is not None and record.name == "uvicorn.access" and isinstance(args, tuple)
+            and len(args) == _ACCESS_ARGS):
+        _client, method, target, _version, status = args
+        event.update(method=method, path=target, status=status)
+    return event
+
+
+class LineFormatter(structlog.stdlib.ProcessorFormatter):
+    """The root handler's formatter: the app's events pass as rendered; any other record
+    is rendered here, with the request id bound for the request it belongs to."""
+
+    def __init__(self, log_format: LogFormat = "console") -> None:
+        timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+        super().__init__(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.format_exc_info, _renderer(log_format)],
+            foreign_pre_chain=[structlog.contextvars.merge_contextvars,
+                               structlog.stdlib.add_log_level,
+                               structlog.stdlib.add_logger_name, timestamper, _access_fields],
+            pass_foreign_args=True,
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, _RENDERED, False):
+            return record.getMessage()
+        return super().format(record)
+
+
+def log_handler(log_format: LogFormat) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter(log_format))
+    handler.addFilter(RedactQueryStrings())
+    return handler
+
+
+def uvicorn_log_config(level: str, log_format: LogFormat) -> dict[str, Any]:
+    """uvicorn's `log_config`: its loggers hand their records to the root handler (this
+    module's formatter), with their request targets redacted; no formatter of uvicorn's."""
+    request_logger = {"handlers": [], "propagate": True, "filters": ["redact"]}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactQueryStrings}},
+        "formatters": {"line": {"()": LineFormatter, "log_format": log_format}},
+        "handlers": {"stream": {"class": "logging.StreamHandler", "formatter": "line",
+                                "filters": ["redact"], "stream": "ext://sys.stderr"}},
+        "loggers": {"uvicorn": {"handlers": [], "propagate": True, "level": level.upper()},
+                    **{name: request_logger for name in REQUEST_LOGGERS}},
+        "root": {"handlers": ["stream"], "level": level.upper()},
+    }
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat = "console") -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        # As logging.basicConfig: a process that configured its own handlers (uvicorn's
+        # log_config, a test's capture) keeps them.
+        root.addHandler(log_handler(log_format))
+        root.setLevel(level.upper())
+    # Python's warnings are lines of the same stream, not bare text on stderr.
+    logging.captureWarnings(True)
     # On the loggers themselves: uvicorn's dictConfig replaces their handlers, not filters.
     for name in REQUEST_LOGGERS:
         logger = logging.getLogger(name)
@@ -65,11 +171,16 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _renderer(log_format),
+            _to_stdlib,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        # Not cached: an app created later in the same process (tests) with another format
+        # renders in its own. A log call is not on any per-field path.
+        cache_logger_on_first_use=False,
     )
 
 

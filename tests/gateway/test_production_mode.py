@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from conftest import TEST_SECRET, ServerThread, free_port, make_settings, migrated_database
 
@@ -47,9 +48,11 @@ def production(database: str, tmp: Path, **overrides: Any) -> Settings:
 
 
 def warned_settings(caplog: pytest.LogCaptureFixture) -> set[str]:
+    """The settings warned about: production logs JSON lines, development key=value."""
     messages = [r.getMessage() for r in caplog.records
                 if "gateway.development_default" in r.getMessage()]
-    return {m.split("setting='", 1)[1].split("'", 1)[0] for m in messages}
+    return {orjson.loads(m)["setting"] if m.startswith("{")
+            else m.split("setting='", 1)[1].split("'", 1)[0] for m in messages}
 
 
 @pytest.mark.parametrize(("override", "setting", "allowance"), REFUSALS,

@@ -1,0 +1,86 @@
+"""Request ids: one per HTTP request and per WebSocket connection, the same everywhere.
+
+The id is bound (structlog contextvars) for the whole request, so every log line of it —
+the app's events and uvicorn's access line — carries `request_id`; it is returned in the
+`X-Request-ID` response header (on a WebSocket, in the handshake's answer); it is the
+GraphQL context's `request_id`, so trail entries and registry calls carry it too.
+
+An incoming `X-Request-ID` is kept only from a trusted proxy (SISADA_TRUSTED_PROXIES, the
+same list that decides whose `X-Forwarded-For` is believed) and only when it is a short
+token of safe characters; anything else gets a fresh id. A caller cannot write its own text
+into the logs and the trail, nor make its requests look like another's.
+
+This middleware is also where `X-Forwarded-For` is applied (uvicorn's own
+`ProxyHeadersMiddleware`, run here rather than by uvicorn): both decisions need the
+address of the peer itself, which is gone once the forwarded client has replaced it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+HEADER = b"x-request-id"
+# Letters, digits, dot, underscore, hyphen; 64 at most (a UUID, a ULID, a router's id).
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Where the app finds them in the ASGI scope.
+REQUEST_ID = "sisada.request_id"
+FROM_TRUSTED_PROXY = "sisada.from_trusted_proxy"
+
+
+def fresh_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Outermost of the app's middleware (inside Starlette's error handler)."""
+
+    def __init__(self, app: ASGIApp, trusted_proxies: str = "") -> None:
+        self.app = app
+        # Without trusted proxies nothing forwarded is believed: no X-Forwarded-For either.
+        self._proxied = (ProxyHeadersMiddleware(app, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
+                         if trusted_proxies else None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        trusted = self._from_trusted_proxy(scope)
+        request_id = (_incoming(scope) if trusted else None) or fresh_request_id()
+        scope[REQUEST_ID] = request_id
+        scope[FROM_TRUSTED_PROXY] = trusted
+        header = (HEADER, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await (self._proxied or self.app)(scope, receive, send_with_id)  # type: ignore[arg-type]
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    def _from_trusted_proxy(self, scope: Scope) -> bool:
+        if self._proxied is None:
+            return False
+        client = scope.get("client")
+        return (client[0] if client else None) in self._proxied.trusted_hosts
+
+
+def _incoming(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == HEADER:
+            text = value.decode("latin-1")
+            return text if SAFE_REQUEST_ID.fullmatch(text) else None
+    return None
+
+
+def request_id_of(scope: Scope) -> str:
+    """The request's id (a fresh one for an app run without the middleware: unit tests)."""
+    return scope.get(REQUEST_ID) or fresh_request_id()
