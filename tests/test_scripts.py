@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The whole suite (`scripts/test`) and the long leak hunt run tests, not a program with a
 # --help; every other script is here.
 SCRIPTS = ["bench", "bench-registry", "bench-trail", "bench-worst-case", "bench-subscriptions",
-           "demo", "lock"]
+           "bench-load", "demo", "lock"]
 
 
 def test_every_script_is_listed_or_runs_tests() -> None:
