@@ -134,7 +134,8 @@ def _pruned(document: DocumentNode, operation: OperationDefinitionNode, root_fra
     if used_variables:
         # Introspection below the root spreads fragments on `__` types only.
         others = [d for d in others if d.type_condition.name.value.startswith("__")]
-        names = _variables_used([new_operation, *kept_fragments, *others])
+        names = _variables_used([new_operation.selection_set, *(operation.directives or ()),
+                                 *kept_fragments, *others])
         new_operation = replace(new_operation, variable_definitions=tuple(
             v for v in operation.variable_definitions or () if v.variable.name.value in names))
     return DocumentNode(definitions=(new_operation, *kept_fragments, *others))

@@ -254,6 +254,20 @@ def test_introspection_mixed_with_data_keeps_order_and_both_answers(
     assert b"foreigners" not in response.content
 
 
+def test_a_hidden_filter_beside_introspection_is_still_forbidden(deployment: Deployment
+                                                                 ) -> None:
+    """The variable's type is shown to the police without `name`: the data part still runs
+    against the whole schema and refuses the filter as before; the introspection answers."""
+    query = """query($f: ForeignerFilterInput, $n: String!) {
+        foreigners(filter: $f) { nodes { id } } t: __type(name: $n) { inputFields { name } } }"""
+    body = _post(deployment, "police", query, f={"name": "ab"},
+                 n="ForeignerFilterInput").json()
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    assert body["data"]["foreigners"] is None
+    shown = {f["name"] for f in body["data"]["t"]["inputFields"]}
+    assert "nationality" in shown and "name" not in shown
+
+
 def test_graphiql_builds_a_client_schema_for_every_role(deployment: Deployment) -> None:
     for role in _roles(deployment):
         client = build_client_schema(_introspection(deployment, role, GRAPHIQL))
