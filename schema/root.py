@@ -99,7 +99,7 @@ from schema.reports import (
     UpdateReportInput,
     load_report,
 )
-from schema.subscriptions import Subscription
+from schema.subscriptions import FEED_ARGUMENT_FIELDS, Subscription
 from schema.trail import note_reads
 
 # An office's staff, for the cost estimate (schema/cost.py); `officers` returns no more.
@@ -497,7 +497,7 @@ class Mutation:
 class SisadaSchema(strawberry.federation.Schema):
     # Seals the cursors of every connection (schema.common.PageInfo); set by build_schema.
     cursor_seal: CursorSeal
-    # Each role's introspection (schema/introspection_view.py); set by build_schema.
+    # Each role's introspection (schema/introspection_view/); set by build_schema.
     introspection_views: IntrospectionViews
 
     # The annotations are Strawberry's own: they define the `_entities` field's type.
@@ -607,6 +607,8 @@ def argument_guards() -> ArgumentGuards:
     arguments.update({("Query", "activities", to_camel_case(name)): pair
                       for name, pair in ACTIVITY_ARGUMENT_FIELDS.items()})
     arguments[("Query", "checkForeigner", "documentNumber")] = CHECK_FOREIGNER_FIELD
+    arguments.update({("Subscription", feed, name): pair
+                      for (feed, name), pair in FEED_ARGUMENT_FIELDS.items()})
     return ArgumentGuards(
         arguments=arguments, input_fields=inputs,
         enum_values={("ForeignerOrder", order.name): pair

@@ -93,6 +93,15 @@ class FeedRequest:
             and (shown_area == self.area_code or shown_area.startswith(self.area_code + ".")))
 
 
+# Which readable field each feed argument reveals (SPEC rule 5), by GraphQL names.
+FEED_ARGUMENT_FIELDS = {
+    ("activityRecorded", "officerId"): ("Activity", "officer"),
+    ("activityRecorded", "jointOnly"): ("Activity", "jointOperation"),
+    ("reportUpdated", "status"): ("Report", "status"),
+    ("reportUpdated", "areaCode"): ("Report", "areaCode"),
+}
+
+
 def feed_request(context: GraphQLContext, field_name: str,
                  args: Mapping[str, Any]) -> FeedRequest:
     """The feed a subscription's root field and arguments (GraphQL names, coerced) ask
@@ -102,9 +111,9 @@ def feed_request(context: GraphQLContext, field_name: str,
         officer = args.get("officerId")
         joint_only = bool(args.get("jointOnly"))
         if officer is not None:
-            context.require_readable("Activity", "officer")
+            context.require_readable(*FEED_ARGUMENT_FIELDS[(field_name, "officerId")])
         if joint_only:
-            context.require_readable("Activity", "jointOperation")
+            context.require_readable(*FEED_ARGUMENT_FIELDS[(field_name, "jointOnly")])
         officer_id = int_id(officer) if officer is not None else None
         if officer is not None and officer_id is None:
             officer_id = -1  # an id no officer can have: no events, as in `activities`
@@ -114,9 +123,9 @@ def feed_request(context: GraphQLContext, field_name: str,
         status = args.get("status")
         area = args.get("areaCode")
         if status is not None:
-            context.require_readable("Report", "status")
+            context.require_readable(*FEED_ARGUMENT_FIELDS[(field_name, "status")])
         if area is not None:
-            context.require_readable("Report", "areaCode")
+            context.require_readable(*FEED_ARGUMENT_FIELDS[(field_name, "areaCode")])
             area = area_code_argument(area, "areaCode")
         return FeedRequest(field_name, TOPIC_REPORT, "Report", after,
                            status=status.value if isinstance(status, Enum) else status,
