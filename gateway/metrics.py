@@ -50,6 +50,8 @@ OK = "OK"
 MAX_OPERATION_NAME = 64
 # A scrape that takes longer is answered 503 (many workers' files on a slow disk).
 SCRAPE_TIMEOUT_SECONDS = 10.0
+# Scrapes collected at once (each on a thread); more are answered 503 at once.
+MAX_CONCURRENT_SCRAPES = 4
 # Our error codes are SCREAMING_SNAKE_CASE; anything else is counted as OTHER_ERROR.
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,47}")
 # (operation, role, code) children kept per process: far above what the bounded labels
@@ -282,14 +284,24 @@ def metrics_route(settings: Settings) -> Route:
     expected = token.encode() if token else None  # an empty token is no token
     render = _renderer(settings.metrics_multiproc_dir)
 
+    # Collections still running, on their threads (one app serves from one event loop).
+    collecting: set[asyncio.Future[bytes]] = set()
+
     async def metrics(request: Request) -> Response:
         if expected is not None and not _bearer_matches(
                 request.headers.get("authorization"), expected):
             return error_response(401, "a valid metrics token is required", "UNAUTHENTICATED",
                                   {"WWW-Authenticate": 'Bearer realm="sisada-metrics"'})
+        if len(collecting) >= MAX_CONCURRENT_SCRAPES:
+            return error_response(503, "too many scrapes at once", "UNAVAILABLE",
+                                  {"Retry-After": "1"})
+        collection = asyncio.ensure_future(asyncio.to_thread(render))
+        collecting.add(collection)
+        # Counted until its thread ends, even when the scrape stopped waiting for it.
+        collection.add_done_callback(collecting.discard)
         try:
             async with asyncio.timeout(SCRAPE_TIMEOUT_SECONDS):
-                body = await asyncio.to_thread(render)
+                body = await asyncio.shield(collection)
         except TimeoutError:
             return error_response(503, "the metrics took too long to collect", "UNAVAILABLE")
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

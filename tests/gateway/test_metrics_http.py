@@ -277,6 +277,22 @@ def test_metrics_are_open_without_a_token_and_need_no_graphql_token(
     assert httpx.post(f"{deployment.base_url}/metrics").status_code == 405
 
 
+def test_a_flood_of_scrapes_is_answered_and_the_gateway_keeps_serving(
+        deployment: Deployment) -> None:
+    def one(_i: int) -> httpx.Response:
+        return httpx.get(f"{deployment.base_url}/metrics", timeout=30)
+
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(one, range(64)))
+    for response in responses:
+        assert response.status_code in (200, 503), response.status_code
+        if response.status_code == 503:
+            assert response.json()["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
+            assert response.headers["retry-after"] == "1"
+    assert any(response.status_code == 200 for response in responses)
+    assert "errors" not in _post(deployment, "{ __typename }", "public")
+
+
 # -- several workers --------------------------------------------------------------------------
 
 
