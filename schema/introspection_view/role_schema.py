@@ -81,7 +81,7 @@ class ArgumentGuards:
 
 def role_schema(schema: GraphQLSchema, readable: Mapping[str, Iterable[str]],
                 guards: ArgumentGuards, role: str = "") -> GraphQLSchema:
-    """The schema as a role with these readable fields sees it (see the module docstring).
+    """The schema as a role with these readable fields sees it (the package docstring says how).
     Raises IntrospectionViewError when that is no valid schema."""
     view = _Visible(schema, readable, guards)
     built = _Builder(schema, view).build()
