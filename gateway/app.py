@@ -37,6 +37,7 @@ from gateway.access_trail import (
 )
 from gateway.auth import AuthError, AuthUnavailableError, OfficerDirectory, TokenVerifier
 from gateway.cursors import cursor_key, trail_document_key
+from gateway.demo_tokens import demo_token_routes
 from gateway.http_guards import (
     HttpGuard,
     StrawberryHTTPException,
@@ -57,12 +58,21 @@ from gateway.policy_runtime import LoadedPolicy, load_policy
 from gateway.production import check_start_up, warn_development_defaults
 from gateway.rate_limit import rate_limited
 from gateway.registry import close_registry, registry_from_settings, registry_status
+from gateway.request_ids import REQUEST_ID, RequestIdMiddleware, request_id_of
 from gateway.settings import Settings, get_settings
 from gateway.shutdown import CutOnShutdown, GracefulShutdown
 from gateway.subscriptions import LiveFeeds
+from gateway.tracing import (
+    ServerSpans,
+    SpanExporter,
+    StatementSpans,
+    Tracing,
+    instrument_schema,
+    tracing_from_settings,
+)
 from gateway.trail_thread import TrailThread
 from policies import Policy, PolicyError, Principal, RoleAccess
-from resolvers.db import Database, DatabaseUnavailableError, create_engine
+from resolvers.db import Database, DatabaseUnavailableError, create_engine, observe_statements
 from resolvers.observers import observe_engine
 from resolvers.officers import officer_kind
 from schema.budget import ExecutionBudget, ExecutionStoppedError
@@ -93,7 +103,7 @@ class SisadaGraphQL(GraphQL):
                                  settings.max_response_text_bytes)
         return build_context(principal, access, self.app_state.db, request, authenticated,
                              budget, identity=self.app_state.registry,
-                             request_id=uuid.uuid4().hex, readable=view.readable,
+                             request_id=request_id_of(request.scope), readable=view.readable,
                              recorded=view.recorded, hook_recorded=view.hook_recorded,
                              purpose_blocked=view.blocked,
                              purpose=purpose)
@@ -299,10 +309,11 @@ async def _not_found(_request: Request, _exc: Exception) -> Response:
     return error_response(404, "not found", "NOT_FOUND")
 
 
-async def _server_error(_request: Request, exc: Exception) -> Response:
+async def _server_error(request: Request, exc: Exception) -> Response:
     """Outside GraphQL too, a crash answers with an error id and nothing internal."""
     error_id = uuid.uuid4().hex[:16]
-    log.error("http.unexpected_error", error_id=error_id, error=repr(exc))
+    log.error("http.unexpected_error", error_id=error_id, error=repr(exc),
+              request_id=request.scope.get(REQUEST_ID))
     return error_response(500, "Unexpected error.", "INTERNAL_SERVER_ERROR", error_id=error_id)
 
 
@@ -314,19 +325,27 @@ class AppState:
         settings: Settings,
         field_policy: type[SchemaExtension] | None = FieldPolicy,
         access_override: AccessOverride | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.schema = build_schema(query_limits(settings), settings.max_batch_operations,
                                    field_policy=field_policy, cursor_key=cursor_key(settings))
+        # Traces (gateway/tracing.py): None when off, and then nothing below is instrumented.
+        self.tracing = tracing
+        tracer = tracing.tracer if tracing is not None else None
+        if tracer is not None:
+            instrument_schema(self.schema, tracer)
         self.policy: LoadedPolicy = load_policy(Policy(settings.policy_dir), self.schema)
         self.engine = create_engine(settings.database_url,
                                     statement_timeout=settings.statement_timeout_seconds)
         self.db = Database(self.engine)
+        if tracer is not None:
+            observe_statements(self.engine, StatementSpans(tracer, self.engine.dialect.name))
         observe_engine(self.engine, statement=metrics.statement_ran,
                        in_use=metrics.pool_checked_out)
         self.metrics = metrics.RequestMetrics(settings)
         # One pooled client per process (or, without a URL, a source that is unavailable).
-        self.registry = registry_from_settings(settings)
+        self.registry = registry_from_settings(settings, tracer)
         # Outlives policy reloads: which officer is which does not change with the policy.
         self.officers = OfficerDirectory(partial(officer_kind, self.db),
                                          settings.officer_cache_seconds)
@@ -334,7 +353,7 @@ class AppState:
         self._access_override = access_override
         self._access = self._compiled_access(self.policy)
         self.trail = TrailWriter(
-            TrailThread(settings.database_url, settings.trail_write_timeout_seconds),
+            TrailThread(settings.database_url, settings.trail_write_timeout_seconds, tracer),
             document_key=trail_document_key(settings))
         # Per (role, purpose allowed): what the role reads; rebuilt with the policy.
         self._views: dict[tuple[str, bool], AccessView] = {}
@@ -396,13 +415,16 @@ def create_app(
     *,
     field_policy: type[SchemaExtension] | None = FieldPolicy,
     access_override: AccessOverride | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Starlette:
     """The gateway. `field_policy` and `access_override` exist for the benchmark's variants
-    (no policy, naive Oso per field); production always runs with the defaults."""
+    (no policy, naive Oso per field); production always runs with the defaults.
+    `span_exporter` turns traces on into it (tests: the SDK's in-memory exporter)."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format_in_force)
     check_start_up(settings)
-    state = AppState(settings, field_policy, access_override)
+    state = AppState(settings, field_policy, access_override,
+                     tracing_from_settings(settings, span_exporter))
     warn_development_defaults(settings)
 
     shutdown = GracefulShutdown(state.feeds.going_away)
@@ -430,6 +452,8 @@ def create_app(
         await state.persisted.close()
         await state.trail.thread.close()
         await state.engine.dispose()
+        if state.tracing is not None:
+            await asyncio.to_thread(state.tracing.shutdown)  # exports what is buffered
         metrics.process_stopped(settings)
 
     async def healthz(_request: Request) -> Response:
@@ -476,12 +500,19 @@ def create_app(
     if settings.graphiql:
         routes += [
             Route("/graphiql", graphiql),
+            *demo_token_routes(state),
             Mount("/graphiql-static", StaticFiles(directory=STATIC), name="graphiql-static"),
         ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(CutOnShutdown, shutdown=shutdown), cors_middleware(settings)],
+        middleware=[
+            # The request id first: every line logged, inside and out, carries it.
+            Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
+            *([Middleware(ServerSpans, tracer=state.tracing.tracer,
+                          paths=frozenset(getattr(r, "path", "") for r in routes))]
+              if state.tracing is not None else []),
+            Middleware(CutOnShutdown, shutdown=shutdown), cors_middleware(settings)],
         exception_handlers={404: _not_found, 500: _server_error},
     )
     app.state.sisada = state

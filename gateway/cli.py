@@ -43,6 +43,8 @@ from gateway.cli_errors import (
     database_errors,
     shown,
 )
+from gateway.demo_tokens import DEMO_KECAMATAN, demo_area, demo_officer
+from gateway.logging import uvicorn_log_config
 from gateway.persisted import cli as operations_cli
 from gateway.production import ProductionSettingsError
 from gateway.settings import Settings, get_settings
@@ -50,8 +52,8 @@ from policies import Policy, PolicyError
 from policies.area_codes import is_area_code, level_of
 from resolvers import migrate
 from resolvers.db import Database, create_engine
-from resolvers.models import Area, Foreigner, Officer, Residence
-from resolvers.officers import SUPERVISOR, officer_kind
+from resolvers.models import Area, Foreigner
+from resolvers.officers import officer_kind
 from resolvers.seed import (
     DEFAULT_FOREIGNERS,
     DEFAULT_SEED,
@@ -62,7 +64,6 @@ from resolvers.seed import (
     seed_database,
 )
 
-DEMO_KECAMATAN = "31.74.02"  # Setiabudi: the demo jurisdiction
 # The whole seed is built in memory before it is written (~5 KB a foreigner with its
 # permits, residences, reports and activities): 100,000 take about half a gigabyte.
 MAX_SEED_FOREIGNERS = 100_000
@@ -272,12 +273,15 @@ def _ensure_signing_key(settings: Settings) -> None:
 
 
 def serve_options(settings: Settings, host: str, port: int) -> dict[str, object]:
-    # X-Forwarded-For is believed only from the proxies named (uvicorn would trust
-    # 127.0.0.1 by default: anything local could then pick its own address for rate limits).
-    proxies = settings.trusted_proxies
+    # X-Forwarded-For is believed only from the proxies named (SISADA_TRUSTED_PROXIES), by
+    # the app itself (gateway/request_ids.py: the request id needs the peer's own address
+    # too); uvicorn's own handling is off (it would trust 127.0.0.1 by default: anything
+    # local could then pick its own address for rate limits).
     return {
         "host": host, "port": port, "log_level": settings.log_level.lower(),
-        "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None,
+        "proxy_headers": False,
+        # One log stream: uvicorn's lines through the app's formatter (gateway/logging.py).
+        "log_config": uvicorn_log_config(settings.log_level, settings.log_format_in_force),
         # A larger WebSocket message is refused by the server itself (close 1009) before
         # it is buffered: uvicorn would otherwise accept up to 16 MiB.
         "ws_max_size": settings.ws_max_message_bytes,
@@ -493,7 +497,7 @@ async def _claims(conn: AsyncConnection, policy: Policy, role: str, area: str | 
             level = policy.demo_jurisdiction_level(role)
             if level is None:
                 raise CliError(f"the policy names no demo area for {role}: pass --area", USAGE)
-            area = await _demo_area(conn, level)
+            area = await demo_area(conn, level)
             if area is None:
                 raise CliError(f"the database holds no {level} to pick for {role}: run "
                                "`sisada seed`, or pass --area")
@@ -501,35 +505,11 @@ async def _claims(conn: AsyncConnection, policy: Policy, role: str, area: str | 
             raise CliError(f"--area {area}: the database has no such area", USAGE)
     kind = policy.officer_kinds.get(role)
     if kind is not None and officer is None:
-        officer = await conn.scalar(
-            select(Officer.id).where(Officer.is_supervisor.is_(kind == SUPERVISOR))
-            .order_by(Officer.id).limit(1))
+        officer = await demo_officer(conn, kind)
         if officer is None:
             raise CliError(f"the database holds no {kind} officer to name: run `sisada seed`, "
                            "or pass --officer")
     return area, officer
-
-
-async def _demo_area(conn: AsyncConnection, level: str) -> str | None:
-    """The area of `level` inside the demo kecamatan where most foreigners live."""
-    if level in ("kecamatan", "city"):
-        code = DEMO_KECAMATAN if level == "kecamatan" else DEMO_KECAMATAN.rsplit(".", 1)[0]
-        found = await conn.scalar(select(Area.code).where(Area.code == code))
-        return found
-    column = getattr(Residence, f"{level}_code")
-    best = await conn.scalar(
-        select(column)
-        .where(Residence.valid_to.is_(None), Residence.kecamatan_code == DEMO_KECAMATAN)
-        .group_by(column)
-        .order_by(func.count().desc(), column)
-        .limit(1)
-    )
-    if best is None:
-        best = await conn.scalar(
-            select(Area.code).where(Area.level == level, Area.code.like(DEMO_KECAMATAN + ".%"))
-            .order_by(Area.code).limit(1)
-        )
-    return best
 
 
 def token_roles(policy: Policy) -> list[str]:
@@ -647,6 +627,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         say(f"using the registry at {REGISTRY_URL}")
     try:
         say(f"starting the gateway on http://{host}:{port}")
+        # GraphiQL's role picker (gateway/demo_tokens.py): on the development key only.
+        settings = settings.model_copy(update={"demo_tokens": True})
         banner = _demo_banner(settings, policy, host, port)
         app = create_app(settings)
         return run_server(app, serve_options(settings, host, port),
@@ -719,7 +701,7 @@ def _demo_banner(settings: Settings, policy: Policy, host: str, port: int) -> st
                      "nationality } } }\"}'")
         lines.append(f"  (purposes: {', '.join(purposes)})")
     lines.append(f"  curl -s {url} -H 'content-type: application/json' "
-                 "-d '{\"query\":\"{ areas(level: \\\"kecamatan\\\") { code name "
+                 "-d '{\"query\":\"{ areas(level: KECAMATAN) { code name "
                  "foreignerCount } }\"}'")
     return "\n".join(lines) + "\n"
 

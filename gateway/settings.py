@@ -60,10 +60,36 @@ class Settings(BaseSettings):
     policy_dir: Path | None = None
 
     graphiql: bool = True
+    # Demo mode (`sisada demo` turns it on): GraphiQL's role picker fetches a token per role
+    # of the policy from /graphiql/demo-tokens. Served only with GraphiQL on, in the
+    # development environment, on the development key (gateway/demo_tokens.py); else 404.
+    demo_tokens: bool = False
     # /policy (the access matrix and the .polar sources) for every caller, not only the
     # roles the policy's `allow_policy_page` names: the policy is not secret.
     policy_page_public: bool = False
     log_level: str = "INFO"
+    # Log lines (gateway/logging.py), uvicorn's access and error lines included: "json" (one
+    # JSON object a line) or "console" (key=value). Unset: json in production, else console.
+    log_format: Literal["json", "console"] | None = None
+
+    # -- traces (OpenTelemetry, gateway/tracing.py): the standard OTEL_* variables, unprefixed.
+    # Off unless an exporter or an OTLP endpoint is named; OTEL_SDK_DISABLED=true turns them
+    # off whatever else is set. The OTLP exporter reads its other OTEL_EXPORTER_OTLP_* itself.
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled"))
+    # otlp (HTTP/protobuf), console, or none; comma-separated.
+    otel_traces_exporter: str | None = Field(
+        default=None, pattern=r"^\s*(otlp|console|none)(\s*,\s*(otlp|console|none))*\s*$",
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "otel_traces_exporter"))
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT",
+                                                    "otel_exporter_otlp_endpoint"))
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                                    "otel_exporter_otlp_traces_endpoint"))
+    otel_service_name: str = Field(
+        default="sisada-gateway", validation_alias=AliasChoices("OTEL_SERVICE_NAME",
+                                                                "otel_service_name"))
 
     # -- /metrics (Prometheus; gateway/metrics.py) --
     # A bearer token /metrics asks for (compared in constant time); unset, /metrics is open.
@@ -217,6 +243,12 @@ class Settings(BaseSettings):
     operations_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Registered operations per client (`sisada operations add` refuses more).
     operations_max_per_client: int = Field(default=500, ge=1, le=10_000)
+
+    @property
+    def log_format_in_force(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "console"
 
     @property
     def statement_timeout_seconds(self) -> float:

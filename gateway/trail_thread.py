@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from gateway import metrics
+from gateway.tracing import Tracer, trail_write_span
 from resolvers.db import postgresql_connection, sqlite_connection
 from resolvers.trail import (
     TrailEntry,
@@ -45,8 +46,10 @@ BACKSTOP_GRACE_SECONDS = 1.0
 class TrailThread:
     """Runs trail writes off the request's event loop; call from any running loop."""
 
-    def __init__(self, database_url: str, timeout: float) -> None:
+    def __init__(self, database_url: str, timeout: float, tracer: Tracer | None = None) -> None:
         self.timeout = timeout
+        # Traces (gateway/tracing.py): a span per write. None: off.
+        self._tracer = tracer
         self._backend: _Backend = (_SQLiteWriter(database_url, timeout)
                                    if database_url.startswith("sqlite")
                                    else _LoopWriter(database_url))
@@ -55,7 +58,10 @@ class TrailThread:
         """Start appending `entries` now; the returned future (of the caller's loop) ends
         when they are committed, or raises `TrailWriteError` (also after `timeout`)."""
         deadline = time.monotonic() + self.timeout
-        return asyncio.ensure_future(self._bounded(self._backend.start(entries, deadline)))
+        write = asyncio.ensure_future(self._bounded(self._backend.start(entries, deadline)))
+        if self._tracer is not None:
+            trail_write_span(self._tracer, write, len(entries))
+        return write
 
     async def _bounded(self, write: asyncio.Future[None]) -> None:
         try:

@@ -138,6 +138,8 @@ def _record(path: Path | None, request: Request, authorization: str | None,
         "refused": refused,
         "authorization": authorization,
         "request_id": request.headers.get("x-request-id"),
+        # The W3C trace context the gateway sends when its traces are on.
+        "traceparent": request.headers.get("traceparent"),
         "query": payload.get("query"),
         "variables": payload.get("variables"),
         "operation_name": payload.get("operationName"),

@@ -9,18 +9,19 @@ from __future__ import annotations
 from gateway.registry.breaker import BreakerState
 from gateway.registry.client import RegistryClient
 from gateway.settings import Settings
+from gateway.tracing import Tracer
 from resolvers.identity import IdentitySource, UnconfiguredRegistry
 
 __all__ = ["BreakerState", "RegistryClient", "close_registry", "registry_from_settings",
            "registry_status"]
 
 
-def registry_from_settings(settings: Settings) -> IdentitySource:
+def registry_from_settings(settings: Settings, tracer: Tracer | None = None) -> IdentitySource:
     """The HTTP client when a registry URL is configured; otherwise a source whose every
     call is unavailable (identity fields null, everything else works)."""
     if not settings.registry_url:
         return UnconfiguredRegistry()
-    return RegistryClient(settings)
+    return RegistryClient(settings, tracer=tracer)
 
 
 async def registry_status(source: IdentitySource) -> str:

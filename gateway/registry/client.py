@@ -41,6 +41,7 @@ from gateway.registry.queries import (
     representations,
 )
 from gateway.settings import Settings
+from gateway.tracing import Span, Tracer, response_status, upstream_span
 from resolvers.identity import (
     EntityKey,
     EntityResult,
@@ -79,6 +80,7 @@ class RegistryClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tracer: Tracer | None = None,
     ) -> None:
         if not settings.registry_url:
             raise ValueError("RegistryClient needs settings.registry_url")
@@ -88,6 +90,9 @@ class RegistryClient:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock = clock
+        # Traces (gateway/tracing.py): a span per HTTP call, its context sent along. None: off.
+        self._tracer = tracer
+        self._host = httpx.URL(self.url).host
         self._breaker = CircuitBreaker(settings.registry_breaker_failures,
                                        settings.registry_breaker_reset_seconds,
                                        clock=clock, on_change=self._circuit_changed)
@@ -281,10 +286,18 @@ class RegistryClient:
 
     async def _post(self, body: dict[str, Any], request_id: str,
                     timeout: httpx.Timeout | None = None) -> Any:
+        headers = self._headers(request_id)
+        if self._tracer is None:
+            return await self._exchange(body, headers, timeout)
+        with upstream_span(self._tracer, self._host, headers) as span:
+            return await self._exchange(body, headers, timeout, span)
+
+    async def _exchange(self, body: dict[str, Any], headers: dict[str, str],
+                        timeout: httpx.Timeout | None, span: Span | None = None) -> Any:
         """One HTTP exchange; the only place httpx errors are caught."""
         try:
             response = await self._http().post(
-                self.url, content=orjson.dumps(body), headers=self._headers(request_id),
+                self.url, content=orjson.dumps(body), headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
         except httpx.TimeoutException as exc:
             raise _RetryableError("registry timed out") from exc
@@ -293,6 +306,8 @@ class RegistryClient:
         except httpx.HTTPError as exc:
             raise IdentityUnavailableError("registry request failed") from exc
         status = response.status_code
+        if span is not None:
+            response_status(span, status)
         if status in RETRIED_STATUSES:
             raise _RetryableError(f"registry answered {status}")
         if not 200 <= status < 300:
