@@ -43,9 +43,17 @@ def prefers_graphql_response_json(accept: str | None) -> bool:
     return _quality(accept, GRAPHQL_RESPONSE_JSON) >= _quality(accept, "application/json")
 
 
+# Automatic Persisted Queries' answers stay 200 whatever the media type: Apollo's clients
+# read them as the signal to send the document (gateway/persisted).
+_APQ_CODES = frozenset({"PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED"})
+
+
 def _is_request_error(body: Any) -> bool:
     """No data and no error located in the execution: the request never ran."""
     if not isinstance(body, dict) or body.get("data") is not None or not body.get("errors"):
+        return False
+    if any((error.get("extensions") or {}).get("code") in _APQ_CODES
+           for error in body["errors"]):
         return False
     return all("path" not in error for error in body["errors"])
 

@@ -89,6 +89,30 @@ def test_an_unknown_hash_is_persisted_query_not_found(deployment: Deployment) ->
     assert response.headers["cache-control"] == "private, no-cache, must-revalidate"
 
 
+def test_not_found_stays_200_for_clients_of_the_newer_media_type(
+        deployment: Deployment) -> None:
+    """Apollo's clients accept application/graphql-response+json, where a request that
+    never ran is a 400; the APQ miss is their signal to send the document, so it stays 200."""
+    response = post(deployment.base_url, None, {"extensions": persisted(unique_query())},
+                    accept="application/graphql-response+json, application/json;q=0.9")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/graphql-response+json")
+    assert codes(response.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+def test_a_persisted_mutation_never_runs_over_get(deployment: Deployment) -> None:
+    document = (f"mutation M{uuid.uuid4().hex} {{ submitReport(input: "
+                "{category: SUSPICIOUS_ACTIVITY, text: \"apq-get-test\", "
+                f"areaCode: \"{deployment.facts.busiest_setiabudi_rt}\"}}) {{ receiptCode }} }}")
+    registered = post(deployment.base_url, None,
+                      {"query": document, "extensions": persisted(document)})
+    assert registered.status_code == 200
+    assert registered.json()["data"]["submitReport"]["receiptCode"], registered.text
+    response = get(deployment.base_url, None, {"extensions": json.dumps(persisted(document))})
+    assert response.status_code == 405
+    assert codes(response.json()) == ["METHOD_NOT_ALLOWED"]
+
+
 def test_a_registered_document_runs_by_hash_over_post_and_get(deployment: Deployment) -> None:
     token = police_token(deployment.settings)
     document = unique_query()
