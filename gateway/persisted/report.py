@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import strawberry
 from graphql import GraphQLError, OperationDefinitionNode, parse, specified_rules, validate
+from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from gateway.persisted.names import document_hash
 from gateway.settings import Settings
@@ -64,7 +65,10 @@ def check_document(document: str, schema: strawberry.federation.Schema,
     operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
     if not operations:
         raise DocumentError("the document holds no operation")
-    errors = validate(schema._schema, parsed, [*specified_rules, limits_rule(limits)])
+    rules = [*specified_rules, limits_rule(limits)]
+    if settings.introspection == "off":
+        rules.append(NoSchemaIntrospectionCustomRule)
+    errors = validate(schema._schema, parsed, rules)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise DocumentError(f"the gateway would refuse it: {_described(errors[0])}{more}")
