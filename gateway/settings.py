@@ -239,7 +239,7 @@ class Settings(BaseSettings):
     # Namespace of the APQ keys in Redis (replicas that share documents share it).
     apq_key_prefix: str = "sisada-apq"
     # How long a gateway reuses a client's mode and registered operations: changes made
-    # with `sisada operations` take effect within this many seconds.
+    # with `sisada operations` take effect within this many seconds (0: read per request).
     operations_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Registered operations per client (`sisada operations add` refuses more).
     operations_max_per_client: int = Field(default=500, ge=1, le=10_000)
