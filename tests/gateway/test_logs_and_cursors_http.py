@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +21,8 @@ from urllib.parse import quote, quote_plus
 import httpx
 import orjson
 import pytest
-from conftest import TEST_SECRET, Deployment, free_port
+import websockets.sync.client
+from conftest import REGISTRY_TOKEN, TEST_SECRET, Deployment, free_port, purpose_headers
 
 SISADA = Path(sys.executable).with_name("sisada")
 
@@ -37,14 +39,18 @@ class Served:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-@pytest.fixture(scope="module")
-def served(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp(f"served-{deployment.backend}")
+@contextlib.contextmanager
+def serving(deployment: Deployment, tmp: Path, **extra: str) -> Iterator[Served]:
+    """`sisada serve` over the deployment's database, its whole output (stdout and stderr)
+    in one file; `extra` adds to its environment."""
     port = free_port()
     env = {**os.environ, "SISADA_DATABASE_URL": deployment.database_url,
            "SISADA_JWT_SECRET": TEST_SECRET, "SISADA_DEV_KEY_FILE": str(tmp / "dev-key"),
-           "SISADA_LOG_LEVEL": "INFO", "SISADA_RATE_LIMITS_ENABLED": "false"}
+           "SISADA_LOG_LEVEL": "INFO", "SISADA_RATE_LIMITS_ENABLED": "false", **extra}
+    for name in ("SISADA_LOG_FORMAT", "SISADA_ENVIRONMENT", "SISADA_TRUSTED_PROXIES",
+                 "SISADA_FORWARDED_ALLOW_IPS"):
+        if name not in extra:
+            env.pop(name, None)
     log = tmp / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen([str(SISADA), "serve", "--port", str(port)], env=env,
@@ -65,6 +71,13 @@ def served(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def served(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Served]:
+    with serving(deployment, tmp_path_factory.mktemp(f"served-{deployment.backend}")) as served:
+        yield served
 
 
 def _forms(value: str) -> list[str]:
@@ -197,3 +210,149 @@ def test_a_tampered_or_foreign_cursor_is_bad_input_as_immigration_officer(
         body = response.json()
         assert _codes(body) == ["BAD_USER_INPUT"], (bad, body)
         assert body["errors"][0]["message"] == "invalid cursor"
+
+
+# -- one structured stream in production: JSON lines, each request's lines with its id --
+
+SAFE_ID = "router-7f3a.b_c-0001"
+# What an incoming id may not be: spaces and a quote (log injection), too long.
+UNSAFE_IDS = ('evil id" level=error', "x" * 65)
+FRESH_ID = re.compile(r"[0-9a-f]{32}")
+IDENTITY_READ = ("query Identity { foreigners(first: 3) { nodes { id fullName passportNumber } }"
+                 ' bad: checkForeigner(documentNumber: "!") { registered } }')
+
+
+@pytest.fixture(scope="module")
+def served_in_production(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+                         ) -> Iterator[Served]:
+    """Production mode (JSON lines by default), with the registry, behind a proxy at
+    127.0.0.1: requests from 127.0.0.2 come from an untrusted address."""
+    tmp = tmp_path_factory.mktemp(f"production-{deployment.backend}")
+    with serving(deployment, tmp, SISADA_ENVIRONMENT="production", SISADA_GRAPHIQL="false",
+                 SISADA_INTROSPECTION="authenticated", SISADA_TRUSTED_PROXIES="127.0.0.1",
+                 SISADA_REGISTRY_URL=deployment.registry.url,
+                 SISADA_REGISTRY_TOKEN=REGISTRY_TOKEN) as served:
+        yield served
+
+
+def _lines(served: Served) -> list[dict[str, Any]]:
+    """Every line of the server's output, each parsed as one JSON object."""
+    lines = []
+    for number, line in enumerate(served.log_text().splitlines(), 1):
+        parsed = orjson.loads(line)  # raises on any line that is not JSON
+        assert isinstance(parsed, dict), (number, line)
+        assert {"timestamp", "level", "event", "logger"} <= parsed.keys(), (number, line)
+        lines.append(parsed)
+    return lines
+
+
+def _identity_read(served: Served, deployment: Deployment, source: str = "127.0.0.1",
+                   request_id: str | None = None) -> httpx.Response:
+    headers = {**purpose_headers(),
+               "authorization": f"Bearer {deployment.token('immigration_officer')}"}
+    if request_id is not None:
+        headers["x-request-id"] = request_id
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, timeout=30) as client:
+        response = client.post(f"{served.base_url}/graphql", headers=headers,
+                               json={"query": IDENTITY_READ})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_production_logs_are_json_lines_carrying_a_trusted_request_id_as_immigration_officer(
+    served_in_production: Served, deployment: Deployment,
+) -> None:
+    deployment.registry.clear_requests()
+    response = _identity_read(served_in_production, deployment, request_id=SAFE_ID)
+    assert response.headers["x-request-id"] == SAFE_ID
+    nodes = response.json()["data"]["foreigners"]["nodes"]
+    assert nodes and all(node["fullName"] and node["passportNumber"] for node in nodes)
+    lines = [line for line in _lines(served_in_production)
+             if line.get("request_id") == SAFE_ID]
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert len(access) == 1, lines
+    assert access[0]["method"] == "POST" and access[0]["status"] == 200
+    assert access[0]["path"] == "/graphql"
+    # The app's own lines of the request (the bad input error) carry it too.
+    assert any(line["logger"].startswith("sisada") for line in lines), lines
+    # And the registry call made for it.
+    assert {r["request_id"] for r in deployment.registry.requests()} == {SAFE_ID}
+    text = served_in_production.log_text()
+    for node in nodes:
+        for value in (node["fullName"], node["passportNumber"]):
+            for form in _forms(value):
+                assert form not in text, f"{form!r} is in the server log"
+
+
+@pytest.mark.parametrize("unsafe", UNSAFE_IDS, ids=["injection", "too-long"])
+def test_an_unsafe_request_id_is_replaced_as_immigration_officer(
+    served_in_production: Served, deployment: Deployment, unsafe: str,
+) -> None:
+    response = _identity_read(served_in_production, deployment, request_id=unsafe)
+    fresh = response.headers["x-request-id"]
+    assert FRESH_ID.fullmatch(fresh)
+    lines = _lines(served_in_production)
+    assert any(line["logger"] == "uvicorn.access" and line.get("request_id") == fresh
+               for line in lines)
+    assert not any(unsafe in orjson.dumps(line).decode() for line in lines)
+
+
+def test_a_request_id_from_an_untrusted_address_is_replaced_as_immigration_officer(
+    served_in_production: Served, deployment: Deployment,
+) -> None:
+    claimed = "claimed-by-a-client-42"
+    response = _identity_read(served_in_production, deployment, source="127.0.0.2",
+                              request_id=claimed)
+    fresh = response.headers["x-request-id"]
+    assert FRESH_ID.fullmatch(fresh)
+    lines = _lines(served_in_production)
+    access = [line for line in lines if line.get("request_id") == fresh
+              and line["logger"] == "uvicorn.access"]
+    assert len(access) == 1 and access[0]["event"].startswith("127.0.0.2:")
+    assert not any(line.get("request_id") == claimed for line in lines)
+
+
+def test_each_request_without_an_id_gets_its_own_as_public(
+    served_in_production: Served,
+) -> None:
+    ids = []
+    for _ in range(2):
+        response = httpx.post(f"{served_in_production.base_url}/graphql", timeout=30,
+                              json={"query": "{ __typename }"})
+        assert response.status_code == 200
+        ids.append(response.headers["x-request-id"])
+    assert len(set(ids)) == 2 and all(FRESH_ID.fullmatch(i) for i in ids)
+    lines = _lines(served_in_production)
+    for request_id in ids:
+        assert [line["logger"] for line in lines if line.get("request_id") == request_id] \
+            == ["uvicorn.access"]
+
+
+def test_a_websocket_handshake_returns_and_logs_its_request_id_as_public(
+    served_in_production: Served,
+) -> None:
+    url = served_in_production.base_url.replace("http://", "ws://") + "/graphql"
+    with websockets.sync.client.connect(url, subprotocols=["graphql-transport-ws"],
+                                        additional_headers={"x-request-id": SAFE_ID + "-ws"},
+                                        open_timeout=10) as socket:
+        assert socket.response.headers["x-request-id"] == SAFE_ID + "-ws"
+    lines = _lines(served_in_production)
+    assert any(line.get("request_id") == SAFE_ID + "-ws" and "WebSocket /graphql"
+               in line["event"] for line in lines), lines[-5:]
+
+
+def test_sisada_log_format_console_overrides_production(
+    deployment: Deployment, tmp_path: Path,
+) -> None:
+    with serving(deployment, tmp_path, SISADA_ENVIRONMENT="production",
+                 SISADA_GRAPHIQL="false", SISADA_INTROSPECTION="authenticated",
+                 SISADA_LOG_FORMAT="console") as served:
+        response = httpx.get(f"{served.base_url}/graphql", timeout=30,
+                             params={"query": "{ __typename }"})
+        request_id = response.headers["x-request-id"]
+        text = served.log_text()
+    access = [line for line in text.splitlines() if "logger='uvicorn.access'" in line]
+    assert any(f"request_id='{request_id}'" in line
+               and '"GET /graphql?query=REDACTED' in line for line in access), access
+    assert not any(line.startswith("{") for line in text.splitlines())
