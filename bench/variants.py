@@ -184,6 +184,14 @@ def build(variant: str, settings: Settings) -> Any:
 # -- floor ----------------------------------------------------------------------------
 
 
+# The floor sends what the gateway sends: enum values by their GraphQL names (schema/).
+SEX_NAMES = {"M": "MALE", "F": "FEMALE"}
+
+
+def _enum_name(value: str | None) -> str | None:
+    return None if value is None else value.upper()
+
+
 def floor_app(settings: Settings) -> Starlette:
     """The rows of the foreigner list: one SQL statement, one registry request for the
     names where the caller may read them, straight to JSON."""
@@ -233,9 +241,10 @@ def floor_app(settings: Settings) -> Starlette:
         nodes = [
             {"id": str(r["id"]), "fullName": p and p.get("fullName"),
              "passportNumber": p and p.get("passportNumber"),
-             "nationality": r["nationality"], "sex": r["sex"],
-             "permitType": r["permit_type"], "permitStatus": r["status"],
-             "permitExpiresOn": r["expires_on"], "sponsorType": r["sponsor_type"],
+             "nationality": r["nationality"], "sex": SEX_NAMES.get(r["sex"]),
+             "permitType": r["permit_type"], "permitStatus": _enum_name(r["status"]),
+             "permitExpiresOn": r["expires_on"],
+             "sponsorType": _enum_name(r["sponsor_type"]),
              "residence": {"streetAddress": r["street_address"], "areaCode": r["rt_code"],
                            "area": {"name": r["area_name"]}}}
             for r, p in zip(rows, people, strict=True)

@@ -95,9 +95,9 @@ FAMILIES = [
         f'area(code: "{CITY}") {{ children {{ children {{ code foreignerCount '
         "parent { code } } } }")), {}), 30),
     Family("every area's breakdown x aliases", lambda n: (_aliases(n, (
-        f'areas(level: "kelurahan") {{ {AREA_COUNTS} }}')), {}), 30),
+        f'areas(level: KELURAHAN) {{ {AREA_COUNTS} }}')), {}), 30),
     Family("every RW and its RTs x aliases", lambda n: (_aliases(n, (
-        'areas(level: "rw") { code name foreignerCount byPermitType { key count } '
+        'areas(level: RW) { code name foreignerCount byPermitType { key count } '
         "children { code foreignerCount } }")), {}), 30),
     Family("reports with relations", lambda n: (
         f"{{ reports(first: {n}) {{ nodes {{ id category text areaCode status createdAt "

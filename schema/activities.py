@@ -49,7 +49,7 @@ async def load_officer(info: Ctx, officer_id: int | None) -> Officer | None:
 @strawberry.type
 class Activity:
     id: strawberry.ID | None
-    kind: str | None
+    kind: ActivityKind | None
     occurred_at: dt.datetime | None
     area_code: str | None = strawberry.field(
         resolver=placed_area_code,

@@ -6,6 +6,7 @@ Counts are SQL aggregates; a count below the caller's cell minimum is null.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -19,14 +20,25 @@ from schema.redaction import redacted_fields_field
 # spare. A kelurahan has at most ~20 RW and an RW ~20 RT.
 MAX_CHILDREN = 40
 MAX_AREAS = 5000  # also the SQL limit of `areas` (resolvers/queries.py)
-MAX_AREAS_BY_LEVEL = {"city": 1, "kecamatan": 20, "kelurahan": 100, "rw": 1000, "rt": MAX_AREAS}
+MAX_AREAS_BY_LEVEL = {"CITY": 1, "KECAMATAN": 20, "KELURAHAN": 100, "RW": 1000, "RT": MAX_AREAS}
 # ISO 3166-1 has 249 alpha-3 codes; permit types are an enum of three.
 MAX_NATIONALITIES = 250
 MAX_PERMIT_TYPES = 3
 
 
+@strawberry.enum(description="A level of the area tree, from the city down to the RT.")
+class AreaLevel(Enum):
+    # Values as stored (and as the policy's row rules compare them).
+    CITY = "city"
+    KECAMATAN = "kecamatan"
+    KELURAHAN = "kelurahan"
+    RW = "rw"
+    RT = "rt"
+
+
 def max_areas_listed(arguments: Mapping[str, Any]) -> int:
-    """The most areas `areas(level, parentCode)` can return for these arguments."""
+    """The most areas `areas(level, parentCode)` can return for these arguments (GraphQL
+    values: a level is its enum name)."""
     if arguments.get("parentCode") is not None:
         return MAX_CHILDREN
     return MAX_AREAS_BY_LEVEL.get(arguments.get("level"), MAX_AREAS)
@@ -36,7 +48,7 @@ def max_areas_listed(arguments: Mapping[str, Any]) -> int:
 class Area:
     code: str  # the entity key: non-null, as partners' references declare it
     name: str | None
-    level: str | None
+    level: AreaLevel | None
     redacted_fields: list[str] | None = redacted_fields_field()
     parent_code: strawberry.Private[str | None]
 

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
@@ -156,3 +157,36 @@ def age_band(base_year: int | None, year: int | None = None) -> str | None:
 
 def enum_value(value: Enum | None) -> Any:
     return None if value is None else value.value
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC time: a naive one is UTC already (SQLite hands stored times back naive,
+    and the office stores UTC), an aware one is converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+
+
+def _serialize_datetime(value: dt.datetime) -> str:
+    return utc(value).isoformat()
+
+
+def _parse_datetime(value: object) -> dt.datetime:
+    if not isinstance(value, str):
+        raise StrawberryInputCoercionError(
+            "DateTime must be an ISO 8601 string, e.g. 2026-12-01T09:30:00+07:00")
+    try:
+        return utc(dt.datetime.fromisoformat(value))
+    except (ValueError, OverflowError):
+        raise StrawberryInputCoercionError(
+            "DateTime must be an ISO 8601 string, e.g. 2026-12-01T09:30:00+07:00") from None
+
+
+# Every `DateTime` of the schema, in and out, once (build_schema's scalar_map): sent in UTC
+# with its offset (`+00:00`) whatever the database returned, and taken in any offset (a
+# time without one is UTC) and converted to UTC before it reaches the data layer.
+UTC_DATETIME = strawberry.scalar(
+    name="DateTime",
+    description="Date and time, ISO 8601. Sent in UTC with its offset (+00:00); taken with "
+                "any offset, and a time without one is taken as UTC.",
+    serialize=_serialize_datetime, parse_value=_parse_datetime)

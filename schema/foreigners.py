@@ -46,6 +46,34 @@ class PermitStatus(Enum):
     REVOKED = "revoked"
 
 
+# Output enums: each member's value is what the office database stores, so a record built
+# from a row carries the stored text and GraphQL serializes it to the member's name.
+@strawberry.enum
+class Sex(Enum):
+    MALE = "M"
+    FEMALE = "F"
+
+
+@strawberry.enum(description=AGE_BAND_DESCRIPTION)
+class AgeBand(Enum):
+    UNDER_18 = "under 18"
+    AGE_18_24 = "18-24"
+    AGE_25_34 = "25-34"
+    AGE_35_44 = "35-44"
+    AGE_45_54 = "45-54"
+    AGE_55_64 = "55-64"
+    AGE_65_PLUS = "65+"
+
+
+@strawberry.enum(description="Who sponsors the stay permit (the kind, never the name).")
+class SponsorType(Enum):
+    COMPANY = "company"
+    SPOUSE = "spouse"
+    SCHOOL = "school"
+    SELF = "self"
+    RELIGIOUS = "religious"
+
+
 @strawberry.enum(description="Orders of the foreigners list. Names live in the central "
                  "registry, not in the office database: there is no order by name.")
 class ForeignerOrder(Enum):
@@ -56,11 +84,11 @@ class ForeignerOrder(Enum):
 @strawberry.type
 class StayPermit:
     id: strawberry.ID | None
-    permit_type: str | None
-    status: str | None
+    permit_type: PermitType | None
+    status: PermitStatus | None
     issued_on: dt.date | None
     expires_on: dt.date | None
-    sponsor_type: str | None
+    sponsor_type: SponsorType | None
     redacted_fields: list[str] | None = redacted_fields_field()
     db_id: strawberry.Private[int]
     # The permit document's number and sponsor: from the registry (schema.identity), set
@@ -101,12 +129,12 @@ async def attach_permit_identity(info: Ctx, permits: Sequence[StayPermit],
 class Foreigner:
     id: strawberry.ID
     nationality: str | None
-    sex: str | None
-    age_band: str | None = strawberry.field(description=AGE_BAND_DESCRIPTION)
-    permit_type: str | None
-    permit_status: str | None
+    sex: Sex | None
+    age_band: AgeBand | None = strawberry.field(description=AGE_BAND_DESCRIPTION)
+    permit_type: PermitType | None
+    permit_status: PermitStatus | None
     permit_expires_on: dt.date | None
-    sponsor_type: str | None
+    sponsor_type: SponsorType | None
     redacted_fields: list[str] | None = redacted_fields_field()
     residence: Annotated[Residence, strawberry.lazy("schema.residences")] | None = (
         strawberry.field(description="The current residence.")

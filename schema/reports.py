@@ -40,7 +40,7 @@ class ReportState(Enum):
 class Report:
     id: strawberry.ID | None
     receipt_code: str | None
-    category: str | None
+    category: ReportCategory | None
     text: str | None = strawberry.field(resolver=placed_text)
     area_code: str | None = strawberry.field(
         resolver=placed_area_code,
@@ -48,7 +48,7 @@ class Report:
                     "`foreigner`, the smallest enclosing area where enough foreigners live "
                     "(no linking, see the policy's location_k_minimum).",
     )
-    status: str | None
+    status: ReportState | None
     reporter_contact: str | None
     created_at: dt.datetime | None
     updated_at: dt.datetime | None
@@ -108,14 +108,14 @@ class ReportConnection:
 @strawberry.type(description="What anyone holding a receipt code may know about a report.")
 class ReportStatus:
     receipt_code: str | None
-    status: str | None
+    status: ReportState | None
     updated_at: dt.datetime | None
 
 
 @strawberry.type
 class ReportReceipt:
     receipt_code: str | None
-    status: str | None
+    status: ReportState | None
 
 
 @strawberry.input

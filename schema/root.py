@@ -42,9 +42,10 @@ from schema.activities import (
     RecordActivityInput,
     load_officer,
 )
-from schema.areas import Area, load_area, max_areas_listed
+from schema.areas import Area, AreaLevel, load_area, max_areas_listed
 from schema.budget import BudgetedExecutor
 from schema.common import (
+    UTC_DATETIME,
     Ctx,
     PageInfo,
     area_code_argument,
@@ -267,12 +268,12 @@ class Query:
     @strawberry.field(description="Areas in your scope, optionally of one level or one parent.",
                       metadata=bounded(max_areas_listed, weight=STATEMENT_WEIGHT))
     async def areas(
-        self, info: Ctx, level: str | None = None, parent_code: str | None = None
+        self, info: Ctx, level: AreaLevel | None = None, parent_code: str | None = None
     ) -> list[Area] | None:
         if parent_code is not None:
             parent_code = area_code_argument(parent_code, "parentCode")
-        rows = await queries.areas(info.context.db, info.context.scopes["Area"], level,
-                                   parent_code)
+        rows = await queries.areas(info.context.db, info.context.scopes["Area"],
+                                   enum_value(level), parent_code)
         return [Area.from_row(row) for row in rows]
 
     @strawberry.field(description="A report by id; null when missing or outside your scope.")
@@ -580,7 +581,8 @@ def build_schema(
         types=[Foreigner, Area],
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": max_batch_operations},
-                                default_resolver=resolve_attribute),
+                                default_resolver=resolve_attribute,
+                                scalar_map={dt.datetime: UTC_DATETIME}),
         execution_context_class=BudgetedExecutor,
         # Pinned: Strawberry's default (2.11) is refused by older routers and by The Guild's
         # composition; 2.3 serves what the SDL uses (@key, @shareable) and all of them take it.

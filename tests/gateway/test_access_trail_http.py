@@ -598,7 +598,7 @@ IDENTITY_EVERYWHERE = """
     birthDate photoUrl permitNumber residence { areaCode } permits { id number sponsorName } } }
   reports(first: 30) { nodes { id status foreigner { id fullName } } }
   activities(first: 30) { nodes { id kind subject { id fullName } } }
-  areas(level: "kecamatan") { code foreignerCount }
+  areas(level: KECAMATAN) { code foreignerCount }
 }
 """
 
@@ -609,7 +609,7 @@ def test_profile_fields_write_no_entry_as_immigration_officer(deployment: Deploy
     body = reader.gql("{ foreigners(first: 50) { totalCount nodes { id nationality sex ageBand "
                       "permitType permitStatus permitExpiresOn sponsorType redactedFields "
                       "residence { streetAddress areaCode } permits { id status expiresOn } } } "
-                      "areas(level: \"kecamatan\") { code foreignerCount "
+                      "areas(level: KECAMATAN) { code foreignerCount "
                       "byNationality { key count } } }")
     assert "errors" not in body, body
     assert len(body["data"]["foreigners"]["nodes"]) == 50
@@ -630,7 +630,7 @@ def test_any_query_writes_no_entry_as(deployment: Deployment, persona: str) -> N
 
 def test_area_counts_write_no_entry_as_public(deployment: Deployment) -> None:
     before = last_seq(deployment)
-    body = deployment.gql("{ areas(level: \"kecamatan\") { code name foreignerCount } }",
+    body = deployment.gql("{ areas(level: KECAMATAN) { code name foreignerCount } }",
                           "public")
     assert "errors" not in body, body
     assert entries_after(deployment, before) == []
@@ -745,7 +745,7 @@ query Failing {
   foreigners(first: 12) { totalCount nodes { id nationality sex permitType fullName
     passportNumber birthDate permitNumber residence { areaCode streetAddress }
     permits { id status number sponsorName } } }
-  areas(level: "kecamatan") { code foreignerCount }
+  areas(level: KECAMATAN) { code foreignerCount }
   sisadaMe { role area officerId }
 }
 """

@@ -289,7 +289,7 @@ def test_gateway_recovers_without_restart_when_database_returns(
     assert body["data"]["foreigners"]["totalCount"] > 0
     receipt = gateway.submit_report_as_public().json()
     assert "errors" not in receipt, receipt
-    assert receipt["data"]["submitReport"]["status"] == "received"
+    assert receipt["data"]["submitReport"]["status"] == "RECEIVED"
 
 
 def test_sqlite_in_a_missing_directory_is_unavailable_until_it_exists(

@@ -26,7 +26,7 @@ FULL_LIST = """{ foreigners(first: 1000) { totalCount pageInfo { endCursor hasNe
   area { code name level } } permits { number permitType status issuedOn expiresOn
   sponsorType } } } }"""
 
-DASHBOARD = """{ areas(level: "kecamatan") { code name foreignerCount
+DASHBOARD = """{ areas(level: KECAMATAN) { code name foreignerCount
   byNationality { key count } byPermitType { key count } }
   activities(first: 200) { nodes { id kind occurredAt areaCode latitude longitude
   officer { id name } } }
@@ -150,7 +150,7 @@ def test_execution_is_stopped_at_the_deadline(deployment: Deployment,
                              request_timeout_seconds=0.05)
     query = ("{ a: foreigners(first: 1000) { nodes { id nationality sex ageBand permitType "
              "permitStatus permitExpiresOn sponsorType residence { streetAddress areaCode "
-             "area { code name level } } } } b: areas(level: \"rt\") { code name level } }")
+             "area { code name level } } } } b: areas(level: RT) { code name level } }")
     with ServerThread(create_app(settings)) as base_url:
         response = httpx.post(
             f"{base_url}/graphql", json={"query": query},

@@ -150,7 +150,7 @@ def test_entities_kecamatan_but_not_rt_as_public(deployment: Deployment) -> None
     assert "errors" not in body
     kecamatan, rt_entity = body["data"]["_entities"]
     assert kecamatan["code"] == SETIABUDI
-    assert kecamatan["level"] == "kecamatan"
+    assert kecamatan["level"] == "KECAMATAN"
     assert kecamatan["name"]
     assert rt_entity is None
 
@@ -245,7 +245,7 @@ def test_each_bad_representation_fails_its_own_entry_as_police(deployment: Deplo
             assert entities[i] == {"id": str(foreigner["id"]),
                                    "nationality": foreigner["nationality"]}, i
         elif rep is good_area:
-            assert entities[i] == {"code": SETIABUDI, "level": "kecamatan"}, i
+            assert entities[i] == {"code": SETIABUDI, "level": "KECAMATAN"}, i
         else:
             assert entities[i] is None, i
     # One BAD_USER_INPUT error per bad entry, at that entry's path, and no other.

@@ -97,7 +97,7 @@ DOCUMENTS = {
           ... on Area { code name foreignerCount } } }""",
     "unused operation and fragment": """
         query A { sisadaMe { role area } }
-        query B { areas(level: "kecamatan") { code children { name } } }""",
+        query B { areas(level: KECAMATAN) { code children { name } } }""",
     "reports and activities": """
         query { reports(first: 3) { nodes { id area { name } foreigner { nationality } } }
                 activities(first: 3) { nodes { id officer { name } subject { id } } } }""",

@@ -124,7 +124,7 @@ def _missing_foreigner_id(deployment: Deployment) -> str:
 def test_submit_report_anonymously_returns_receipt_as_public(deployment: Deployment) -> None:
     receipt = _submit(deployment, "public", _marker())
     assert RECEIPT.fullmatch(receipt["receiptCode"])
-    assert receipt["status"] == "received"
+    assert receipt["status"] == "RECEIVED"
 
 
 def test_report_status_by_receipt_code_only_as_public(deployment: Deployment) -> None:
@@ -137,7 +137,7 @@ def test_report_status_by_receipt_code_only_as_public(deployment: Deployment) ->
     status = body["data"]["reportStatus"]
     assert set(status) == {"receiptCode", "status", "updatedAt"}
     assert status["receiptCode"] == code
-    assert status["status"] == "received"
+    assert status["status"] == "RECEIVED"
     assert status["updatedAt"] is None  # not status: when the office last worked on it
     assert text.encode() not in response.content
     assert b"reporter@example.org" not in response.content
@@ -235,7 +235,7 @@ def test_submitted_report_is_listed_with_receipt_as_rt_head(deployment: Deployme
     code = _submit(deployment, "rt_head", text)["receiptCode"]
     report = _own_report(deployment, "rt_head", code)
     assert report["text"] == text
-    assert report["status"] == "received"
+    assert report["status"] == "RECEIVED"
     assert report["areaCode"] == deployment.facts.busiest_setiabudi_rt
 
 
@@ -264,7 +264,7 @@ def test_record_activity_as_immigration_officer(deployment: Deployment) -> None:
         "notes": notes})
     assert "errors" not in body, body
     activity = body["data"]["recordActivity"]
-    assert activity["kind"] == "home_visit"
+    assert activity["kind"] == "HOME_VISIT"
     assert activity["areaCode"] == area
     assert activity["notes"] == notes
     assert activity["officer"] == {"id": "1"}
@@ -314,9 +314,9 @@ def test_update_report_changes_status_as_immigration_supervisor(deployment: Depl
                           input={"id": report_id, "status": "INVESTIGATING"})
     assert "errors" not in body, body
     assert body["data"]["updateReport"] == {
-        "id": report_id, "status": "investigating", "receiptCode": code, "text": text}
+        "id": report_id, "status": "INVESTIGATING", "receiptCode": code, "text": text}
     followed = deployment.gql(STATUS, "public", code=code)["data"]["reportStatus"]
-    assert followed["status"] == "investigating"
+    assert followed["status"] == "INVESTIGATING"
 
 
 def test_update_report_is_forbidden_as_police(deployment: Deployment) -> None:
@@ -326,7 +326,7 @@ def test_update_report_is_forbidden_as_police(deployment: Deployment) -> None:
     assert body["data"] == {"updateReport": None}
     assert _error_codes(body) == ["FORBIDDEN"]
     assert deployment.gql(STATUS, "public", code=code)["data"]["reportStatus"]["status"] == (
-        "received")
+        "RECEIVED")
 
 
 def test_update_report_is_forbidden_as_rt_head(deployment: Deployment) -> None:
@@ -336,7 +336,7 @@ def test_update_report_is_forbidden_as_rt_head(deployment: Deployment) -> None:
     assert body["data"] == {"updateReport": None}
     assert _error_codes(body) == ["FORBIDDEN"]
     assert deployment.gql(STATUS, "public", code=code)["data"]["reportStatus"]["status"] == (
-        "received")
+        "RECEIVED")
 
 
 def test_update_missing_report_is_not_found_as_immigration_supervisor(

@@ -463,14 +463,15 @@ def test_coarsened_lists_cost_constant_statements_as_police(
 
 
 def _band_on_new_year(birth: dt.date) -> str:
-    """Age on 1 January of this year: the year's difference, less one unless born on 1/1."""
+    """Age on 1 January of this year: the year's difference, less one unless born on 1/1;
+    its band as the API names it (AgeBand)."""
     age = dt.date.today().year - birth.year - (0 if (birth.month, birth.day) == (1, 1) else 1)
     if age < 18:
-        return "under 18"
+        return "UNDER_18"
     if age >= 65:
-        return "65+"
+        return "AGE_65_PLUS"
     low = 18 if age < 25 else age - (age - 25) % 10
-    return f"{low}-{24 if low == 18 else low + 9}"
+    return f"AGE_{low}_{24 if low == 18 else low + 9}"
 
 
 def test_age_band_is_as_of_the_first_of_january_as_police(deployment: Deployment) -> None:

@@ -127,8 +127,8 @@ def test_fullwidth_entity_code_resolves_and_a_bad_one_fails_alone_as_public(
         "public", r=[{"__typename": "Area", "code": fullwidth(SETIABUDI)},
                      {"__typename": "Area", "code": arabic_indic(SETIABUDI)},
                      {"__typename": "Area", "code": SETIABUDI}])
-    assert body["data"]["_entities"] == [{"code": SETIABUDI, "level": "kecamatan"}, None,
-                                         {"code": SETIABUDI, "level": "kecamatan"}]
+    assert body["data"]["_entities"] == [{"code": SETIABUDI, "level": "KECAMATAN"}, None,
+                                         {"code": SETIABUDI, "level": "KECAMATAN"}]
     assert _codes(body) == ["BAD_USER_INPUT"]
     assert body["errors"][0]["path"] == ["_entities", 1]
 

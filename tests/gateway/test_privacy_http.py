@@ -285,7 +285,7 @@ def test_public_sees_kecamatan_totals_only(deployment: Deployment) -> None:
     body = deployment.gql(AREAS, "public")
     areas = body["data"]["areas"]
     assert len(areas) == 10
-    assert {a["level"] for a in areas} == {"kecamatan"}
+    assert {a["level"] for a in areas} == {"KECAMATAN"}
     for area in areas:
         expected = len(deployment.facts.in_area(area["code"]))
         assert area["foreignerCount"] == (expected if expected >= 5 else None)
@@ -352,7 +352,7 @@ def test_report_status_by_receipt_code_as_public(deployment: Deployment) -> None
     body = deployment.gql("query($c: String!) { reportStatus(receiptCode: $c) "
                           "{ receiptCode status } }", "public", c=report["receipt_code"])
     assert body["data"]["reportStatus"] == {"receiptCode": report["receipt_code"],
-                                            "status": report["status"]}
+                                            "status": report["status"].upper()}
 
 
 # -- activities -----------------------------------------------------------------

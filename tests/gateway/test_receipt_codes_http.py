@@ -47,7 +47,7 @@ def test_report_status_is_status_only_as_public(deployment: Deployment) -> None:
     response = deployment.post(STATUS, "public", {"c": report["receipt_code"]})
     body = response.json()
     assert body["data"]["reportStatus"] == {"receiptCode": report["receipt_code"],
-                                            "status": report["status"], "updatedAt": None}
+                                            "status": report["status"].upper(), "updatedAt": None}
     assert body["extensions"]["redacted"] == {"ReportStatus": ["updatedAt"]}
     updated = report["updated_at"]
     for shown in (updated.isoformat(), updated.strftime("%Y-%m-%dT%H:%M")):

@@ -251,7 +251,7 @@ def test_lookups_fail_clearly_while_the_registry_is_down_as_immigration_officer(
     base_url, registry = fragile
     registry.kill()
     body = _post(base_url, deployment, '{ checkForeigner(documentNumber: "AB12345") '
-                 '{ registered } areas(level: "kecamatan") { code } }').json()
+                 '{ registered } areas(level: KECAMATAN) { code } }').json()
     assert _errors(body) == ["UPSTREAM_UNAVAILABLE"]
     assert body["data"]["checkForeigner"] is None
     assert body["data"]["areas"]  # the office's own data still answers

@@ -97,7 +97,7 @@ async def test_a_status_filter_sends_only_that_status_as_immigration_supervisor(
         assert await supervisor.nothing_within(0.5)
     finally:
         await supervisor.__aexit__()
-    assert event["report"]["id"] == report_id and event["report"]["status"] == "triaged"
+    assert event["report"]["id"] == report_id and event["report"]["status"] == "TRIAGED"
 
 
 async def test_live_map_starts_from_each_officers_last_position_as_immigration_supervisor(

@@ -253,8 +253,6 @@ class Pools:
     cursors: list[str]
     # Where something can happen (a report, an activity): kelurahan, RW and RT codes.
     located_areas: list[Key] = field(default_factory=list)
-    levels: list[str] = field(default_factory=lambda: [
-        "city", "kecamatan", "kelurahan", "rw", "rt", "province", ""])
 
 
 def _keys(kind: str, values: list[Any], missing: list[str]) -> list[Key]:
@@ -451,7 +449,6 @@ class DocumentBuilder:
                 [*p.areas, Key(MISSING, "31.74.")] if owner == "ForeignerFilterInput"
                 or self.chance(0.2) else p.located_areas)),
             "parentCode": lambda: draw(st.sampled_from(p.areas)),
-            "level": lambda: draw(st.sampled_from(p.levels)),
             "documentNumber": lambda: draw(st.sampled_from(p.documents)),
             "receiptCode": lambda: draw(st.sampled_from(p.receipt_codes)),
             "nationality": lambda: draw(st.sampled_from(p.nationalities)),

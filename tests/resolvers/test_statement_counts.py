@@ -45,7 +45,7 @@ query ($first: Int!, $after: String) {
 }"""
 
 AREAS = """
-query ($level: String!) {
+query ($level: AreaLevel!) {
   areas(level: $level) {
     code foreignerCount byNationality { key count } children { foreignerCount }
   }
@@ -142,11 +142,11 @@ def test_activity_list_costs_constant_statements_as_supervisor(deployment: Deplo
 
 
 def test_area_counts_cost_constant_statements_as_supervisor(deployment: Deployment) -> None:
-    _run(deployment, AREAS, "immigration_supervisor", level="kecamatan")  # warm-up
+    _run(deployment, AREAS, "immigration_supervisor", level="KECAMATAN")  # warm-up
     kecamatan, kecamatan_data = _run(deployment, AREAS, "immigration_supervisor",
-                                     level="kecamatan")
+                                     level="KECAMATAN")
     kelurahan, kelurahan_data = _run(deployment, AREAS, "immigration_supervisor",
-                                     level="kelurahan")
+                                     level="KELURAHAN")
     assert len(kecamatan_data["areas"]) == 10
     assert len(kelurahan_data["areas"]) == 65
     assert len(kecamatan) == len(kelurahan)
@@ -154,9 +154,9 @@ def test_area_counts_cost_constant_statements_as_supervisor(deployment: Deployme
 
 
 def test_area_counts_cost_constant_statements_as_police(deployment: Deployment) -> None:
-    _run(deployment, AREAS, "setiabudi_police", level="kecamatan")  # warm-up
-    kecamatan, kecamatan_data = _run(deployment, AREAS, "setiabudi_police", level="kecamatan")
-    kelurahan, kelurahan_data = _run(deployment, AREAS, "setiabudi_police", level="kelurahan")
+    _run(deployment, AREAS, "setiabudi_police", level="KECAMATAN")  # warm-up
+    kecamatan, kecamatan_data = _run(deployment, AREAS, "setiabudi_police", level="KECAMATAN")
+    kelurahan, kelurahan_data = _run(deployment, AREAS, "setiabudi_police", level="KELURAHAN")
     assert len(kecamatan_data["areas"]) == 1
     assert len(kelurahan_data["areas"]) > 1
     assert len(kecamatan) == len(kelurahan)
@@ -164,7 +164,7 @@ def test_area_counts_cost_constant_statements_as_police(deployment: Deployment) 
 
 
 def test_public_kecamatan_counts_cost_few_statements(deployment: Deployment) -> None:
-    statements, data = _run(deployment, AREAS, "public", level="kecamatan")
+    statements, data = _run(deployment, AREAS, "public", level="KECAMATAN")
     assert len(data["areas"]) == 10
     assert len(statements) <= MAX_STATEMENTS
 

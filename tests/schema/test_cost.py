@@ -67,7 +67,7 @@ def test_fragments_and_aliases_count_as_they_execute() -> None:
 
 
 def test_areas_bound_follows_its_arguments() -> None:
-    kecamatan = estimate('{ areas(level: "kecamatan") { code } }')
+    kecamatan = estimate('{ areas(level: KECAMATAN) { code } }')
     every = estimate("{ areas { code } }")
     assert kecamatan < every
     assert every > 1000
@@ -117,7 +117,7 @@ def test_issue_8s_fan_out_is_far_over_the_limit() -> None:
         area { code name level } } permits { number permitType status issuedOn expiresOn
         sponsorType } } } }""",
     # The supervisor's dashboard.
-    """{ areas(level: "kecamatan") { code name foreignerCount byNationality { key count }
+    """{ areas(level: KECAMATAN) { code name foreignerCount byNationality { key count }
         byPermitType { key count } }
         activities(first: 200) { nodes { id kind occurredAt areaCode latitude longitude
         officer { id name } } }
