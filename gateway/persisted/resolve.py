@@ -82,6 +82,7 @@ class PersistedOperations:
         self.store: ApqStore = apq_store(settings)
         self.allow_lists = AllowLists(db, settings.operations_cache_seconds)
         self.max_document_bytes = settings.max_document_bytes
+        self.max_batch_operations = settings.max_batch_operations
 
     async def close(self) -> None:
         await self.store.close()
@@ -91,6 +92,9 @@ class PersistedOperations:
         """Each operation's resolution; raises `RequestRejectedError` for what refuses the
         whole request (a malformed persistedQuery, a hash that does not match its query, a
         client whose allow-list cannot be read)."""
+        if len(operations) > self.max_batch_operations:
+            # Refused as Strawberry would, before a look-up per operation of a flood.
+            raise _bad_request("Too many operations")
         client = await self._client(principal)
         return [await self._resolve(operation, client) for operation in operations]
 

@@ -206,6 +206,16 @@ def test_each_operation_of_a_batch_is_resolved_on_its_own(deployment: Deployment
     assert third == {"data": {"__typename": "Query"}}
 
 
+def test_a_batch_larger_than_the_limit_is_refused_before_any_look_up(
+        deployment: Deployment) -> None:
+    batch = [{"extensions": persisted(unique_query())}
+             for _ in range(deployment.settings.max_batch_operations + 1)]
+    response = post(deployment.base_url, None, batch)
+    assert response.status_code == 400
+    assert codes(response.json()) == ["BAD_REQUEST"]
+    assert response.json()["errors"][0]["message"] == "Too many operations"
+
+
 def test_the_rate_limits_count_what_a_hash_stands_for(deployment: Deployment,
                                                       tmp_path: Path) -> None:
     """Two receipt-code guesses behind one hash are two guesses, not none."""
