@@ -900,7 +900,7 @@ def _settings() -> tuple[Settings | None, CliError | None]:
         # The setting's name and what is wrong, never its value (it may be a secret).
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
-        name = name if name.startswith("SISADA_") else f"SISADA_{name}"
+        name = name if name.startswith(("SISADA_", "OTEL_")) else f"SISADA_{name}"
         return None, CliError(f"{name}: {error['msg']}", USAGE)
 
 

@@ -6,12 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The default PostgreSQL statement timeout never falls below this, however short the
 # request timeout: statements stopped by the server surface as errors, not as TIMEOUT.
 MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS = 5.0
+# OTEL_TRACES_EXPORTER's values this gateway ships (OTLP over HTTP/protobuf).
+TRACE_EXPORTERS = frozenset({"otlp", "console", "none"})
 
 
 class Settings(BaseSettings):
@@ -79,7 +81,7 @@ class Settings(BaseSettings):
         default=False, validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled"))
     # otlp (HTTP/protobuf), console, or none; comma-separated.
     otel_traces_exporter: str | None = Field(
-        default=None, pattern=r"^\s*(otlp|console|none)(\s*,\s*(otlp|console|none))*\s*$",
+        default=None,
         validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "otel_traces_exporter"))
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -243,6 +245,14 @@ class Settings(BaseSettings):
     operations_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Registered operations per client (`sisada operations add` refuses more).
     operations_max_per_client: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("otel_traces_exporter")
+    @classmethod
+    def _known_exporters(cls, value: str | None) -> str | None:
+        if value is not None and not TRACE_EXPORTERS.issuperset(
+                name.strip() for name in value.split(",")):
+            raise ValueError("otlp, console or none (comma-separated)")
+        return value
 
     @property
     def log_format_in_force(self) -> Literal["json", "console"]:

@@ -7,6 +7,9 @@ nothing is installed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,3 +253,15 @@ def test_an_unknown_exporter_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
     with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER"):
         Settings()
+
+
+def test_sisada_serve_with_an_unknown_exporter_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "zipkin",
+           "SISADA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'none.db'}"}
+    done = subprocess.run([str(Path(sys.executable).with_name("sisada")), "serve",
+                           "--port", "1"], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sisada serve: OTEL_TRACES_EXPORTER: Value error, otlp, console or none "
+        "(comma-separated)"]
