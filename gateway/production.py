@@ -3,9 +3,9 @@
 Every default that makes the gateway easy to try is a risk on a real deployment: the
 development signing key, GraphiQL, open introspection. In production these refuse the
 start-up unless each is allowed by its own setting; the others (SQLite, rate limits
-counted per process, no registry credential, a CORS wildcard) and every allowed one are
-logged as one warning each, in both modes, so an operator reading the start-up log sees
-every default still in use.
+counted per process, no registry credential, an open /metrics, a CORS wildcard) and
+every allowed one are logged as one warning each, in both modes, so an operator reading
+the start-up log sees every default still in use.
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ def development_defaults(settings: Settings) -> list[DevelopmentDefault]:
     elif not settings.registry_token:
         found.append(DevelopmentDefault(
             "SISADA_REGISTRY_TOKEN", "the registry is called without a service credential"))
+    if settings.metrics_token is None:
+        found.append(DevelopmentDefault(
+            "SISADA_METRICS_TOKEN",
+            "/metrics answers anyone who reaches the port (set SISADA_METRICS_TOKEN, or keep "
+            "the port on the monitoring network only)"))
     if "*" in settings.cors_allow_origins:
         found.append(DevelopmentDefault(
             "SISADA_CORS_ALLOW_ORIGINS", "CORS allows every browser origin (*)"))

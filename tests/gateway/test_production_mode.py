@@ -113,8 +113,9 @@ def test_development_warns_once_per_development_default(
                 if "gateway.development_default" in r.getMessage()]
     assert warned_settings(caplog) == {
         "SISADA_JWT_SECRET", "SISADA_GRAPHIQL", "SISADA_INTROSPECTION", "SISADA_DATABASE_URL",
-        "SISADA_REDIS_URL", "SISADA_REGISTRY_URL", "SISADA_CORS_ALLOW_ORIGINS"}
-    assert len(messages) == 7
+        "SISADA_REDIS_URL", "SISADA_REGISTRY_URL", "SISADA_METRICS_TOKEN",
+        "SISADA_CORS_ALLOW_ORIGINS"}
+    assert len(messages) == 8
     assert all("environment='development'" in m for m in messages)
 
 
@@ -126,7 +127,8 @@ def test_development_without_defaults_warns_about_none_of_them(
                              graphiql=False, introspection="off", rate_limits_enabled=True,
                              redis_url="redis://127.0.0.1:1/0",
                              registry_url="http://127.0.0.1:1/graphql",
-                             registry_token="service-credential"))
+                             registry_token="service-credential",
+                             metrics_token="scrape-credential"))
     assert warned_settings(caplog) == set()
 
 
