@@ -34,6 +34,7 @@ from gateway import metrics
 from gateway.access_trail import PURPOSE_HEADER, stated_purpose
 from gateway.auth import AuthError, AuthUnavailableError
 from gateway.logging import log
+from gateway.request_ids import request_id_of
 from gateway.subscriptions import codes
 from gateway.subscriptions.hub import Member, ReplayTooLongError
 from gateway.subscriptions.render import Selection, Subscriber
@@ -228,7 +229,8 @@ class Connection:
             self.close(codes.TOO_MANY_SOCKETS, "Too many sockets for this principal")
             raise _Closed
         self._slot = slot
-        self.subscriber = Subscriber(principal, stated_purpose(purpose), self.client)
+        self.subscriber = Subscriber(principal, stated_purpose(purpose), self.client,
+                                     request_id_of(self.websocket.scope))
         expiry = token_expiry(authorization)
         if expiry is not None:
             self._timers.append(asyncio.create_task(self._expire_at(expiry)))

@@ -44,6 +44,8 @@ class Subscriber:
     principal: Principal
     purpose: str | None
     client: str | None
+    # The socket's request id (gateway/request_ids.py): its trail entries carry it.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,7 @@ class Renderer:
                        role=s.principal.role, area=s.principal.area,
                        office_code=s.principal.city, officer_id=s.principal.officer_id,
                        record_type=type_name, fields=fields, purpose=s.purpose,
-                       request_id=context.loaders.request_id,
+                       request_id=s.request_id or context.loaders.request_id,
                        operation_name=selection.operation_name, document_hash=document_hash,
                        client_address=s.client, record_ids=tuple(record_ids))
             for s in subscribers for type_name, fields, record_ids in reads

@@ -22,7 +22,16 @@ import httpx
 import orjson
 import pytest
 import websockets.sync.client
-from conftest import REGISTRY_TOKEN, TEST_SECRET, Deployment, free_port, purpose_headers
+from conftest import (
+    REGISTRY_TOKEN,
+    TEST_SECRET,
+    Deployment,
+    free_port,
+    on_db,
+    purpose_headers,
+)
+
+from resolvers.trail import entries_about_foreigner
 
 SISADA = Path(sys.executable).with_name("sisada")
 
@@ -276,8 +285,11 @@ def test_production_logs_are_json_lines_carrying_a_trusted_request_id_as_immigra
     assert access[0]["path"] == "/graphql"
     # The app's own lines of the request (the bad input error) carry it too.
     assert any(line["logger"].startswith("sisada") for line in lines), lines
-    # And the registry call made for it.
+    # And the registry call made for it, and the trail entries of what it read.
     assert {r["request_id"] for r in deployment.registry.requests()} == {SAFE_ID}
+    entries = on_db(deployment.database_url,
+                    lambda db: entries_about_foreigner(db, int(nodes[0]["id"])))
+    assert any(e["request_id"] == SAFE_ID and "fullName" in e["fields"] for e in entries)
     text = served_in_production.log_text()
     for node in nodes:
         for value in (node["fullName"], node["passportNumber"]):

@@ -395,6 +395,9 @@ async def test_an_identity_read_in_an_event_is_in_the_access_trail_as_immigratio
     before = name_reads()
     client, op = await _feed(deployment, "immigration_supervisor")
     try:
+        # The socket's request id, from its handshake's answer.
+        assert client.ws is not None and client.ws.response is not None
+        socket_id = client.ws.response.headers["x-request-id"]
         await _record(deployment, "immigration_officer", notes=_marker(),
                       subjectForeignerId=str(subject["id"]))
         payload = await client.next_payload(op)
@@ -408,4 +411,5 @@ async def test_an_identity_read_in_an_event_is_in_the_access_trail_as_immigratio
     assert new[0]["role"] == "immigration_supervisor"
     assert new[0]["purpose"] == PURPOSE
     assert new[0]["record_id"] == str(subject["id"])
+    assert new[0]["request_id"] == socket_id
 
