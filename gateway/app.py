@@ -72,8 +72,8 @@ from gateway.tracing import (
 )
 from gateway.trail_thread import TrailThread
 from policies import Policy, PolicyError, Principal, RoleAccess
-from resolvers.db import Database, DatabaseUnavailableError, create_engine, observe_statements
-from resolvers.observers import observe_engine
+from resolvers.db import Database, DatabaseUnavailableError, create_engine
+from resolvers.observers import observe_engine, observe_statements
 from resolvers.officers import officer_kind
 from schema.budget import ExecutionBudget, ExecutionStoppedError
 from schema.context import GraphQLContext, build_context, note_operation, operation_name

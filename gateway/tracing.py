@@ -216,7 +216,7 @@ def instrument_schema(schema: Any, tracer: Tracer) -> None:
 
 
 class StatementSpans:
-    """resolvers.db.StatementObserver: a CLIENT span per SQL statement of a request."""
+    """resolvers.observers.StatementObserver: a CLIENT span per SQL statement of a request."""
 
     def __init__(self, tracer: Tracer, system: str) -> None:
         self.tracer = tracer

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import RowMapping, make_url
@@ -215,66 +215,11 @@ class Database:
                 log.warning("sqlite checkpoint failed: %s", type(error).__name__)
 
 
-# -- observing statements (traces: gateway/tracing.py installs an observer when it is on) --
-
-
-class StatementObserver(Protocol):
-    """Told of each statement an engine sends: its kind (SELECT, INSERT, …) only, never
-    its text or parameters. `started` returns a token for `ended`, or None to skip it."""
-
-    def started(self, kind: str) -> object | None: ...
-
-    def ended(self, token: object, error: BaseException | None) -> None: ...
-
-
-_OBSERVED = "_sisada_observed"
-# The first word of a statement, when it is a plain keyword.
-_KIND_WORD = 12
-
-
-def statement_kind(statement: str) -> str:
-    word = statement.lstrip()[:_KIND_WORD].split(None, 1)
-    kind = word[0].upper() if word else ""
-    return kind if kind.isalpha() else "OTHER"
-
-
-def observe_statements(engine: AsyncEngine, observer: StatementObserver) -> None:
-    """Call `observer` around every statement `engine` sends. Nothing is attached to an
-    engine nobody observes (the hot path pays nothing then)."""
-    sync = engine.sync_engine
-
-    def before(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any,
-               _executemany: bool) -> None:
-        if context is not None:
-            setattr(context, _OBSERVED, observer.started(statement_kind(statement)))
-
-    def after(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
-              _executemany: bool) -> None:
-        token = getattr(context, _OBSERVED, None)
-        if token is not None:
-            setattr(context, _OBSERVED, None)
-            observer.ended(token, None)
-
-    def failed(exception_context: Any) -> None:
-        context = exception_context.execution_context
-        token = getattr(context, _OBSERVED, None)
-        if token is not None:
-            setattr(context, _OBSERVED, None)
-            observer.ended(token, exception_context.original_exception)
-
-    event.listen(sync, "before_cursor_execute", before)
-    event.listen(sync, "after_cursor_execute", after)
-    event.listen(sync, "handle_error", failed)
-
-
 __all__ = [
     "AsyncConnection",
     "Database",
     "DatabaseUnavailableError",
-    "StatementObserver",
     "create_engine",
     "is_unavailable",
-    "observe_statements",
-    "statement_kind",
 ]
 

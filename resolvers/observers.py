@@ -1,6 +1,6 @@
 """Watching an engine from outside resolvers/: how long each statement takes, how many
-pooled connections are in use. The gateway's metrics pass plain callbacks, so SQLAlchemy
-stays here.
+pooled connections are in use (metrics), and a span around each statement (traces). The
+gateway passes plain callbacks or an observer, so SQLAlchemy stays here.
 
 SQLAlchemy's events on the engine's synchronous core: two calls around each statement and
 one per connection checkout and checkin, nothing per row.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,3 +41,52 @@ def observe_engine(
     event.listen(sync, "after_cursor_execute", after)
     event.listen(sync.pool, "checkout", lambda *_args: in_use(1))
     event.listen(sync.pool, "checkin", lambda *_args: in_use(-1))
+
+
+class StatementObserver(Protocol):
+    """Told of each statement an engine sends: its kind (SELECT, INSERT, …) only, never
+    its text or parameters. `started` returns a token for `ended`, or None to skip it."""
+
+    def started(self, kind: str) -> object | None: ...
+
+    def ended(self, token: object, error: BaseException | None) -> None: ...
+
+
+_OBSERVED = "_sisada_observed"
+# The first word of a statement, when it is a plain keyword.
+_KIND_WORD = 12
+
+
+def statement_kind(statement: str) -> str:
+    word = statement.lstrip()[:_KIND_WORD].split(None, 1)
+    kind = word[0].upper() if word else ""
+    return kind if kind.isalpha() else "OTHER"
+
+
+def observe_statements(engine: AsyncEngine, observer: StatementObserver) -> None:
+    """Call `observer` around every statement `engine` sends. Nothing is attached to an
+    engine nobody observes (the hot path pays nothing then)."""
+    sync = engine.sync_engine
+
+    def before(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any,
+               _executemany: bool) -> None:
+        if context is not None:
+            setattr(context, _OBSERVED, observer.started(statement_kind(statement)))
+
+    def after(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
+              _executemany: bool) -> None:
+        token = getattr(context, _OBSERVED, None)
+        if token is not None:
+            setattr(context, _OBSERVED, None)
+            observer.ended(token, None)
+
+    def failed(exception_context: Any) -> None:
+        context = exception_context.execution_context
+        token = getattr(context, _OBSERVED, None)
+        if token is not None:
+            setattr(context, _OBSERVED, None)
+            observer.ended(token, exception_context.original_exception)
+
+    event.listen(sync, "before_cursor_execute", before)
+    event.listen(sync, "after_cursor_execute", after)
+    event.listen(sync, "handle_error", failed)
