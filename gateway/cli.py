@@ -582,6 +582,18 @@ def cmd_policy_matrix(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(_settings: Settings, _args: argparse.Namespace) -> int:
+    """The whole API schema as SDL: what a router in proxy mode validates against
+    (deploy/schema.graphql is this output). Introspection answers each caller with its own
+    role's contract; this is the schema every operation runs against."""
+    from graphql import print_schema
+
+    from schema.root import build_schema
+
+    sys.stdout.write(print_schema(build_schema()._schema) + "\n")
+    return 0
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 
@@ -835,6 +847,12 @@ def build_parser(settings: Settings | None = None, policy: Policy | None = None
                         help="a directory of .polar files (default: SISADA_POLICY_DIR, else "
                              "the shipped policies/)")
     matrix.set_defaults(func=cmd_policy_matrix)
+
+    command("schema", "print the whole API schema (SDL) on stdout",
+            "What a router in proxy mode validates against (deploy/schema.graphql is this "
+            "output): introspection shows each caller its own role's contract, this is the "
+            "schema every operation runs against. Federation routers read `_service { sdl }` "
+            "instead.").set_defaults(func=cmd_schema)
 
     demo = command("demo", "migrate, seed if empty, start the stand-in registry and the "
                            "gateway, print a token per role",

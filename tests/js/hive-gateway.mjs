@@ -1,7 +1,7 @@
 // Hive Gateway (its runtime, @graphql-hive/gateway-runtime, on Node's http server) in front
 // of the Sisada gateway and the partner subgraph: the config a partner runs (README,
 // "Compose it into your supergraph"; the same options go into the `hive-gateway` CLI's
-// gateway.config.ts), and what the tests start.
+// gateway.config.mjs), and what the tests start.
 //
 //   PORT=4002 SISADA_URL=http://127.0.0.1:8000/graphql PARTNER_URL=http://127.0.0.1:4001/ \
 //   SISADA_ROUTER_TOKEN=… node hive-gateway.mjs
