@@ -25,6 +25,8 @@ const gateway = createGatewayRuntime({
   logging: process.env.HIVE_LOG_LEVEL ?? 'error',
   // A supergraph's clients see what the subgraphs answered, not the gateway's hints.
   maskedErrors: false,
+  // A client's own X-Request-ID would travel on as the request id Sisada records.
+  requestId: false,
   propagateHeaders: {
     fromClientToSubgraphs({ request, subgraphName }) {
       const headers = { [CLIENT_ADDRESS]: request.headers.get(CLIENT_ADDRESS) };
