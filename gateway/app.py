@@ -39,13 +39,15 @@ from gateway.auth import AuthError, AuthUnavailableError, OfficerDirectory, Toke
 from gateway.cursors import cursor_key, trail_document_key
 from gateway.demo_tokens import demo_token_routes
 from gateway.http_guards import (
+    CACHE_CONTROL,
+    NO_STORE,
     HttpGuard,
     StrawberryHTTPException,
     cors_middleware,
     error_response,
     strawberry_error_response,
 )
-from gateway.logging import configure_logging, log
+from gateway.logging import configure_logging, log, name_routes
 from gateway.media_types import negotiate
 from gateway.persisted.resolve import (
     PersistedOperations,
@@ -120,7 +122,8 @@ class SisadaGraphQL(GraphQL):
         principal = getattr(context, "principal", None)
         role = principal.role if principal is not None else metrics.OTHER
         self.app_state.metrics.operation_done(operation_name(), role, result,
-                                              time.perf_counter() - started)
+                                              time.perf_counter() - started,
+                                              getattr(context, "authenticated", False))
         return result
 
     async def _execute_bounded(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -187,6 +190,8 @@ class SisadaGraphQL(GraphQL):
         except StrawberryHTTPException as exc:
             return strawberry_error_response(exc, request.scope.get("method", ""))
         if isinstance(request, Request) and isinstance(response, Response):
+            # Every answer is the caller's own: no shared cache may keep it (http_guards).
+            response.headers[CACHE_CONTROL] = NO_STORE
             return negotiate(response, request.headers.get("accept"))
         return response
 
@@ -503,6 +508,8 @@ def create_app(
             *demo_token_routes(state),
             Mount("/graphiql-static", StaticFiles(directory=STATIC), name="graphiql-static"),
         ]
+    # Log lines name these paths only; any other is "/<unknown>" (gateway/logging.py).
+    name_routes(routes)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -48,6 +48,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 GRAPHQL_REQUEST = "sisada.graphql_request"
 
 ALLOWED_METHODS = "GET, POST"
+# Every /graphql answer is per principal (its role, jurisdiction, token, even its client
+# address): no shared cache (a CDN, a proxy) may keep one to replay it to the next caller
+# of the URL, outside every policy and the trail. Set where each response is built:
+# `error_response` here, SisadaGraphQL.run (gateway/app.py) for the GraphQL view's own.
+CACHE_CONTROL = "cache-control"
+NO_STORE = "no-store"
 _OPERATION_FIELDS: tuple[tuple[str, type, str], ...] = (
     ("query", str, "a string"),
     ("operationName", str, "a string"),
@@ -76,11 +82,21 @@ class RequestRejectedError(Exception):
 def error_response(status: int, message: str, code: str,
                    headers: Mapping[str, str] | None = None,
                    error_id: str | None = None) -> Response:
-    """A GraphQL-shaped error body, always `application/json`."""
+    """A GraphQL-shaped error body, always `application/json`, never stored by a cache
+    (`NO_STORE`: an answer is the caller's own)."""
     extensions = {"code": code} if error_id is None else {"code": code, "errorId": error_id}
     body = {"errors": [{"message": message, "extensions": extensions}]}
-    return Response(orjson.dumps(body), status_code=status, headers=dict(headers or {}),
+    return Response(orjson.dumps(body), status_code=status,
+                    headers={CACHE_CONTROL: NO_STORE, **(headers or {})},
                     media_type="application/json")
+
+
+def client_address(scope: Scope) -> str:
+    """The caller's address: the peer's, or the one a trusted proxy forwarded
+    (RequestIdMiddleware has rewritten `scope["client"]` by then). The rate limiter counts
+    by it, and the anonymous caller's persisted queries are kept under it."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 class HttpGuard:

@@ -54,7 +54,15 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
-from gateway.http_guards import GRAPHQL_REQUEST, ASGIApp, Receive, Scope, Send, error_response
+from gateway.http_guards import (
+    GRAPHQL_REQUEST,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    client_address,
+    error_response,
+)
 from gateway.logging import log
 from gateway.settings import Settings
 from policies import Principal
@@ -186,9 +194,8 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
         refusal = await self.limiter.check(
-            scope["sisada.principal"], client[0] if client else "unknown",
+            scope["sisada.principal"], client_address(scope),
             scope.get(GRAPHQL_REQUEST, ()), scope["method"])
         if refusal is None:
             await self.app(scope, receive, send)

@@ -6,12 +6,15 @@ limiter, so that limits count what a hash stands for (thirty `reportStatus` behi
 hash are thirty guesses). Per operation of a request (a batch resolves each on its own):
 
 - `extensions.persistedQuery = {version: 1, sha256Hash: H}` without a query: the document
-  registered for the caller's client under H, else the APQ store's, else the error
+  registered for the caller's client under H, else the one the caller itself stored in
+  the APQ store (its own namespace: gateway/persisted/apq.namespace_of), else the error
   `PERSISTED_QUERY_NOT_FOUND` (message `PersistedQueryNotFound`, HTTP 200: Apollo's
-  clients then send the document with its hash);
+  clients then send the document with its hash). What another principal stored answers
+  exactly like a hash nobody sent: the store is no oracle of others' queries;
 - with a query: H must be the query's SHA-256 (else the whole request is a 400
   `PERSISTED_QUERY_HASH_MISMATCH`, before anything runs); the document runs as sent and,
-  once it has run (parsed, validated, within the limits), is stored under H;
+  once it has run (parsed, validated, within the limits), is stored under H in the
+  caller's namespace;
 - APQ off (`SISADA_APQ=off`): `PERSISTED_QUERY_NOT_SUPPORTED`, as Apollo Server answers.
 
 A client configured allow-list-only (`sisada operations mode`) runs a registered document,
@@ -33,15 +36,15 @@ from strawberry.types import ExecutionResult
 from gateway.http_guards import (
     GRAPHQL_REQUEST,
     ASGIApp,
-    Message,
     Receive,
     RequestRejectedError,
     Scope,
     Send,
     StrawberryHTTPException,
+    client_address,
 )
 from gateway.persisted.allow_list import AllowLists, AllowListUnavailableError
-from gateway.persisted.apq import ApqStore, apq_store
+from gateway.persisted.apq import ApqStore, apq_store, namespace_of
 from gateway.persisted.names import document_hash
 from gateway.settings import Settings
 from policies import Principal
@@ -55,18 +58,17 @@ NOT_FOUND = ("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")
 NOT_SUPPORTED = ("PERSISTED_QUERY_NOT_SUPPORTED", "PersistedQueryNotSupported")
 NOT_ALLOWED = ("OPERATION_NOT_ALLOWED",
                "this client may run its registered operations only")
-# A miss over GET must not be cached by a CDN or the browser (Apollo Server does the same).
-NO_CACHE = (b"cache-control", b"private, no-cache, must-revalidate")
 
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """One operation after the persisted-operations step: the document to run, or why it
-    does not run; and the hash to store the document under once it has run."""
+    does not run; and the caller's namespace and the hash to store the document under once
+    it has run."""
 
     query: str | None
     refusal: tuple[str, str] | None = None
-    register: str | None = None
+    register: tuple[str, str] | None = None
 
 
 @dataclass
@@ -87,8 +89,8 @@ class PersistedOperations:
     async def close(self) -> None:
         await self.store.close()
 
-    async def resolve(self, principal: Principal, operations: Sequence[Mapping[str, Any]]
-                      ) -> list[Resolution]:
+    async def resolve(self, principal: Principal, operations: Sequence[Mapping[str, Any]],
+                      address: str) -> list[Resolution]:
         """Each operation's resolution; raises `RequestRejectedError` for what refuses the
         whole request (a malformed persistedQuery, a hash that does not match its query, a
         client whose allow-list cannot be read)."""
@@ -96,7 +98,8 @@ class PersistedOperations:
             # Refused as Strawberry would, before a look-up per operation of a flood.
             raise _bad_request("Too many operations")
         client = await self._client(principal)
-        return [await self._resolve(operation, client) for operation in operations]
+        namespace = namespace_of(principal, address)
+        return [await self._resolve(operation, client, namespace) for operation in operations]
 
     async def _client(self, principal: Principal) -> ClientOperations | None:
         if principal.client is None:
@@ -107,8 +110,8 @@ class PersistedOperations:
             raise RequestRejectedError(503, "the registered operations cannot be read; "
                                             "try again shortly", "UNAVAILABLE") from exc
 
-    async def _resolve(self, operation: Mapping[str, Any], client: ClientOperations | None
-                       ) -> Resolution:
+    async def _resolve(self, operation: Mapping[str, Any], client: ClientOperations | None,
+                       namespace: str) -> Resolution:
         query = operation.get("query")
         locked = client is not None and client.allow_list_only
         wanted = _persisted_hash(operation.get("extensions"))
@@ -127,14 +130,14 @@ class PersistedOperations:
             if not self.apq_enabled:
                 return Resolution(None, NOT_SUPPORTED)
             fits = len(query.encode("utf-8", "surrogatepass")) <= self.max_document_bytes
-            return Resolution(query, register=wanted if fits else None)
+            return Resolution(query, register=(namespace, wanted) if fits else None)
         if client is not None and wanted in client.documents:
             return Resolution(client.documents[wanted])
         if locked:
             return Resolution(None, NOT_FOUND)
         if not self.apq_enabled:
             return Resolution(None, NOT_SUPPORTED)
-        document = await self.store.get(wanted)
+        document = await self.store.get(namespace, wanted)
         return Resolution(None, NOT_FOUND) if document is None else Resolution(document)
 
     async def remember(self, request_data: Any, result: ExecutionResult) -> None:
@@ -143,7 +146,7 @@ class PersistedOperations:
         resolution = getattr(request_data, "resolution", None)
         if (resolution is not None and resolution.register is not None
                 and resolution.query is not None and result.data is not None):
-            await self.store.put(resolution.register, resolution.query)
+            await self.store.put(*resolution.register, resolution.query)
 
     async def subscription_errors(self, principal: Principal, query: str
                                   ) -> list[dict[str, Any]] | None:
@@ -214,7 +217,8 @@ class PersistedOperationsMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            resolutions = await self.operations.resolve(principal, operations)
+            resolutions = await self.operations.resolve(principal, operations,
+                                                        client_address(scope))
         except RequestRejectedError as exc:
             await exc.response()(scope, receive, send)
             return
@@ -222,19 +226,9 @@ class PersistedOperationsMiddleware:
         scope[GRAPHQL_REQUEST] = [{**operation, "query": resolution.query}
                                   for operation, resolution in zip(operations, resolutions,
                                                                    strict=True)]
-        if any(r.refusal is not None for r in resolutions):
-            send = _uncached(send)
+        # A miss is never cached (Apollo Server marks it `private, no-cache`): like every
+        # /graphql answer it carries `no-store` (gateway/app.py, SisadaGraphQL.run).
         await self.app(scope, receive, send)
-
-
-def _uncached(send: Send) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = [h for h in message.get("headers", []) if h[0] != NO_CACHE[0]]
-            message = {**message, "headers": [*headers, NO_CACHE]}
-        await send(message)
-
-    return wrapped
 
 
 def resolved_request_data(scope: Mapping[str, Any], request_data: Any) -> Any:
