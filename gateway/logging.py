@@ -12,7 +12,16 @@ A GET request carries its whole GraphQL document and variables in the query stri
 `checkForeigner(documentNumber: "…")` would write a passport number into every access
 log line. Log lines name the path and the parameters, never their values (SPEC rules 7
 and 8): `RedactQueryStrings` rewrites every request target uvicorn logs (access lines,
-WebSocket lines) before any handler sees it, whatever the log configuration.
+WebSocket lines) before any handler sees it, whatever the log configuration. The path
+itself is named only when it is one of the app's routes (`name_routes`, called by
+create_app): any other path is the caller's text (`/graphql/<passport>/<name>` answers
+404) and is logged as `/<unknown>`.
+
+Libraries log values at DEBUG: aiosqlite every statement with its bound parameters,
+websockets every frame, httpcore and hpack headers, python-multipart parts, uvicorn.asgi
+whole messages. `SISADA_LOG_LEVEL=debug` lowers the app's own loggers only: any other
+logger's records below INFO are dropped (`LibraryLevels`, on the root handler), and
+SQLAlchemy's below WARNING (its INFO is the SQL echo, with parameters).
 """
 
 from __future__ import annotations
@@ -20,10 +29,14 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import orjson
 import structlog
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 LogFormat = Literal["json", "console"]
@@ -37,13 +50,75 @@ _TARGET = re.compile(r"(/[^?\s]*)\?(\S*)")
 _RENDERED = "sisada_rendered"
 # Loggers that print request targets (uvicorn: access lines; WebSocket lines on "error").
 REQUEST_LOGGERS = ("uvicorn.access", "uvicorn.error")
+# A path that is none of the app's routes.
+UNKNOWN_PATH = "/<unknown>"
+# The app's own loggers: their DEBUG lines are ours, and carry no value (tested).
+OWN_LOGGERS = frozenset({"sisada", "gateway", "schema", "resolvers", "policies"})
+# The least level a library's record needs to be written, whatever SISADA_LOG_LEVEL says:
+# their DEBUG output carries values (statements' parameters, frames, headers, bodies).
+LIBRARY_FLOOR = logging.INFO
+# SQLAlchemy's INFO is its echo: each statement and its parameters.
+LIBRARY_FLOORS = {"sqlalchemy": logging.WARNING}
+# Set on these loggers too, so a dropped record is not even built (aiosqlite would format
+# one per statement).
+CAPPED_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "websockets", "httpx", "httpcore",
+                  "hpack", "h2", "uvicorn.error", "uvicorn.asgi", "multipart",
+                  "python_multipart", "redis")
+
+
+class RoutePaths:
+    """The paths a log line may name: the app's routes (a route with parameters by its
+    template, `/policy/sources/{name}`) and the files of its static mounts."""
+
+    def __init__(self) -> None:
+        self.exact: set[str] = set()
+        self.templates: list[tuple[re.Pattern[str], str]] = []
+
+    def add(self, routes: Iterable[BaseRoute]) -> None:
+        for route in routes:
+            if isinstance(route, Route | WebSocketRoute):
+                if route.param_convertors:
+                    self.templates.append((route.path_regex, route.path))
+                else:
+                    self.exact.add(route.path)
+            elif isinstance(route, Mount):
+                directory = getattr(route.app, "directory", None)
+                if directory is not None:  # StaticFiles: its files, by name
+                    self.exact.update(f"{route.path}/{file.name}"
+                                      for file in Path(directory).iterdir() if file.is_file())
+
+    def named(self, path: str) -> str:
+        if path in self.exact:
+            return path
+        plain = unquote(path)
+        if plain in self.exact:
+            return plain
+        for regex, template in self.templates:
+            if regex.match(plain):
+                return template
+        return UNKNOWN_PATH
+
+
+# One app per process serves (tests create several: the union of their routes).
+_ROUTES = RoutePaths()
+
+
+def name_routes(routes: Iterable[BaseRoute]) -> None:
+    """The app's routes: the paths log lines may name (create_app)."""
+    _ROUTES.add(routes)
+
+
+def logged_path(path: str) -> str:
+    return _ROUTES.named(path)
 
 
 def redacted_target(target: str) -> str:
-    """`/graphql?query=REDACTED&variables=REDACTED`: the path, and known parameter names."""
+    """`/graphql?query=REDACTED&variables=REDACTED`: the route's path (or `/<unknown>`),
+    and known parameter names."""
     path, _, query = target.partition("?")
+    path = _ROUTES.named(path)
     if not query:
-        return target
+        return path
     names = []
     for pair in query.split("&"):
         name = pair.partition("=")[0]
@@ -57,18 +132,51 @@ def _redacted(value: Any) -> Any:
     return value
 
 
+def _redacted_argument(value: Any) -> Any:
+    # uvicorn passes a request target as an argument of its own: '"GET %s HTTP/%s"'.
+    if isinstance(value, str) and value.startswith("/"):
+        return redacted_target(value)
+    return _redacted(value)
+
+
 class RedactQueryStrings(logging.Filter):
-    """Replaces query-string values in a record's message and arguments."""
+    """Replaces query-string values in a record's message and arguments, and a path that
+    is none of the app's routes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, _RENDERED, False):
             return True  # the app's own events: rendered already (a JSON line stays whole)
+        # uvicorn's lines name the target; any other library's "/…" is a file, say.
+        redact = _redacted_argument if record.name in REQUEST_LOGGERS else _redacted
         if isinstance(record.args, tuple):
-            record.args = tuple(_redacted(arg) for arg in record.args)
+            record.args = tuple(redact(arg) for arg in record.args)
         elif isinstance(record.args, dict):
-            record.args = {key: _redacted(arg) for key, arg in record.args.items()}
+            record.args = {key: redact(arg) for key, arg in record.args.items()}
         record.msg = _redacted(record.msg)
         return True
+
+
+class LibraryLevels(logging.Filter):
+    """On the root handler: a library's record below its floor is dropped (DEBUG lines
+    carry values: see the module's docstring); the app's own loggers are not floored."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        package = record.name.partition(".")[0]
+        if package in OWN_LOGGERS:
+            return True
+        return record.levelno >= LIBRARY_FLOORS.get(package, LIBRARY_FLOOR)
+
+
+def cap_library_levels(level: str) -> None:
+    """The libraries' loggers no lower than their floor (the filter is the guarantee; this
+    saves building the records it would drop)."""
+    wanted = logging.getLevelName(level.upper())
+    wanted = wanted if isinstance(wanted, int) else logging.INFO
+    for name in CAPPED_LOGGERS:
+        floor = LIBRARY_FLOORS.get(name.partition(".")[0], LIBRARY_FLOOR)
+        logging.getLogger(name).setLevel(max(wanted, floor))
 
 
 _LEADING_KEYS = ("timestamp", "level", "logger", "event", "request_id")
@@ -133,6 +241,7 @@ def log_handler(log_format: LogFormat) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LineFormatter(log_format))
     handler.addFilter(RedactQueryStrings())
+    handler.addFilter(LibraryLevels())
     return handler
 
 
@@ -143,10 +252,12 @@ def uvicorn_log_config(level: str, log_format: LogFormat) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactQueryStrings}},
+        "filters": {"redact": {"()": RedactQueryStrings},
+                    "library_levels": {"()": LibraryLevels}},
         "formatters": {"line": {"()": LineFormatter, "log_format": log_format}},
         "handlers": {"stream": {"class": "logging.StreamHandler", "formatter": "line",
-                                "filters": ["redact"], "stream": "ext://sys.stderr"}},
+                                "filters": ["redact", "library_levels"],
+                                "stream": "ext://sys.stderr"}},
         "loggers": {"uvicorn": {"handlers": [], "propagate": True, "level": level.upper()},
                     **{name: request_logger for name in REQUEST_LOGGERS}},
         "root": {"handlers": ["stream"], "level": level.upper()},
@@ -162,6 +273,8 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "console") ->
         root.setLevel(level.upper())
     # Python's warnings are lines of the same stream, not bare text on stderr.
     logging.captureWarnings(True)
+    # After uvicorn's own set-up (it sets uvicorn.error to --log-level).
+    cap_library_levels(level)
     # On the loggers themselves: uvicorn's dictConfig replaces their handlers, not filters.
     for name in REQUEST_LOGGERS:
         logger = logging.getLogger(name)

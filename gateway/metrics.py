@@ -1,9 +1,13 @@
 """Prometheus metrics: what GET /metrics exports, and the few calls that count it.
 
-Labels are bounded, and carry nothing a caller sent but the name of an operation that
-parsed (truncated, and only the first `metrics_max_operation_names` names a process meets;
-later ones are "other"): roles are the policy's, codes the gateway's own, fields the
-schema's `Type.field`. No id, document, variable, area code or identity value is a label.
+Labels are bounded. Roles are the policy's, codes the gateway's own, fields the schema's
+`Type.field`; no id, document, variable or area code is a label. The one label a client
+writes is the operation's name, as the client developer wrote it in the document
+(`query ExpiredPermits`): only a name that is an operation of the parsed document (never
+the raw `operationName` parameter), a GraphQL name of at most 64 characters, and only the
+first `metrics_max_operation_names` names that authenticated callers send take a label of
+their own; an anonymous caller's name is labelled only if it already holds one, every
+other name is "other" (the public cannot use up the labels).
 
 Under `sisada serve --workers N` every worker writes its values to files in
 PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode) and a scrape, answered by
@@ -46,8 +50,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ANONYMOUS = "anonymous"
 OTHER = "other"
 OK = "OK"
-# Operation names longer than this are cut (labels stay short whatever a client names).
-MAX_OPERATION_NAME = 64
+# An operation name labelled as such: a GraphQL name, 64 characters at most (else "other").
+OPERATION_LABEL = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 # A scrape that takes longer is answered 503 (many workers' files on a slow disk).
 SCRAPE_TIMEOUT_SECONDS = 10.0
 # Scrapes collected at once (each on a thread); more are answered 503 at once.
@@ -119,14 +123,15 @@ _TRAIL_FAILED = TRAIL_WRITES.labels("failed")
 
 
 class OperationNames:
-    """Operation name → label: the first `limit` names met keep theirs (cut to
-    MAX_OPERATION_NAME), every later one is OTHER; the map never holds more than `limit`."""
+    """Operation name → label: the first `limit` valid names authenticated callers send
+    keep theirs, every later one is OTHER, and an anonymous caller only finds a name that
+    holds a label already; the map never holds more than `limit`."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._labels: dict[str, str] = {}
 
-    def label(self, name: str | None) -> str:
+    def label(self, name: str | None, authenticated: bool = True) -> str:
         if name is None:
             return OTHER
         if not name:
@@ -134,11 +139,16 @@ class OperationNames:
         label = self._labels.get(name)
         if label is not None:
             return label
-        if len(self._labels) >= self.limit:
+        if (not authenticated or len(self._labels) >= self.limit
+                or not OPERATION_LABEL.fullmatch(name)):
             return OTHER
-        label = name[:MAX_OPERATION_NAME]
-        self._labels[name] = label
-        return label
+        self._labels[name] = name
+        return name
+
+
+def operation_label(name: str | None) -> str | None:
+    """A name fit to be a label or a span attribute (see OPERATION_LABEL), else None."""
+    return name if name and OPERATION_LABEL.fullmatch(name) else None
 
 
 class RequestMetrics:
@@ -151,10 +161,11 @@ class RequestMetrics:
         self._redactions: dict[tuple[str, str], Any] = {}
 
     def operation_done(self, operation: str | None, role: str, result: Any,
-                       seconds: float) -> None:
+                       seconds: float, authenticated: bool = True) -> None:
         """One operation answered: `operation` is its name as the parsed document gives it
-        ("" anonymous, None when none was selected), `result` Strawberry's."""
-        label = self.names.label(operation)
+        ("" anonymous, None when none was selected), `result` Strawberry's; only an
+        `authenticated` caller's new name takes a label."""
+        label = self.names.label(operation, authenticated)
         code = _code(getattr(result, "errors", None))
         key = (label, role, code)
         counter = self._requests.get(key)
