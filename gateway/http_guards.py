@@ -86,8 +86,9 @@ def error_response(status: int, message: str, code: str,
     (`NO_STORE`: an answer is the caller's own)."""
     extensions = {"code": code} if error_id is None else {"code": code, "errorId": error_id}
     body = {"errors": [{"message": message, "extensions": extensions}]}
-    return Response(orjson.dumps(body), status_code=status,
-                    headers={CACHE_CONTROL: NO_STORE, **(headers or {})},
+    # Lower-cased as Starlette sends them, so a caller's Cache-Control replaces ours.
+    merged = {CACHE_CONTROL: NO_STORE, **{k.lower(): v for k, v in (headers or {}).items()}}
+    return Response(orjson.dumps(body), status_code=status, headers=merged,
                     media_type="application/json")
 
 
