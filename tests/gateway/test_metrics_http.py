@@ -101,8 +101,10 @@ def test_requests_are_counted_by_operation_role_and_code(deployment: Deployment)
                  code="OK") == 2
     assert grown(before, after, requests, operation="MetricsOfficerList",
                  role="immigration_officer", code="OK") == 1
-    assert grown(before, after, requests, operation="MetricsForbidden", role="public",
+    # The public's new name takes no label (anyone could use them all up): "other".
+    assert grown(before, after, requests, operation="other", role="public",
                  code="FORBIDDEN") == 1
+    assert not any("MetricsForbidden" in str(labels) for _n, labels in after)
     assert grown(before, after, requests, operation="anonymous", role="auditor",
                  code="OK") == 1
     # A document that does not parse names no operation: its name is never a label.
@@ -162,24 +164,66 @@ def test_the_scrape_holds_no_document_identity_or_area_code(deployment: Deployme
     assert deployment.token("immigration_officer").encode() not in raw
 
 
-def test_operation_names_are_cut_and_capped(deployment: Deployment, tmp_path: Path) -> None:
+def _named(base_url: str, name: str, token: str | None = None,
+           operation_name: str | None = None, status: int = 200) -> None:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    body: dict[str, Any] = {"query": f"query {name} {{ __typename }}"}
+    if operation_name is not None:
+        body["operationName"] = operation_name
+    response = httpx.post(f"{base_url}/graphql", json=body, headers=headers, timeout=30)
+    assert response.status_code == status, response.text
+
+
+def test_operation_names_are_capped_and_only_callers_with_a_token_take_a_label(
+        deployment: Deployment, tmp_path: Path) -> None:
     app = create_app(deployment.settings_with(tmp_path, metrics_max_operation_names=2))
+    police = deployment.token("setiabudi_police")
     long_name = "MetricsCap" + "X" * 100
     with ServerThread(app) as base_url:
         _raw, before = scrape(base_url)
-        for name in (long_name, "MetricsCapSecond", "MetricsCapThird", long_name):
-            response = httpx.post(f"{base_url}/graphql",
-                                  json={"query": f"query {name} {{ __typename }}"})
-            assert response.status_code == 200 and "errors" not in response.json()
+        _named(base_url, "MetricsCapPublic")  # the public's new name: no label of its own
+        for name in (long_name, "MetricsCapSecond", "MetricsCapThird", "MetricsCapFourth"):
+            _named(base_url, name, police)
+        _named(base_url, "MetricsCapSecond")  # the public's name that holds a label
         raw, after = scrape(base_url)
     requests = "sisada_graphql_requests_total"
-    cut = long_name[:64]
-    assert grown(before, after, requests, operation=cut, role="public", code="OK") == 2
+    # Longer than 64 characters: not a label, not even cut.
+    assert b"MetricsCapXXXX" not in raw and b"MetricsCapPublic" not in raw
+    assert grown(before, after, requests, operation="MetricsCapSecond", role="police",
+                 code="OK") == 1
+    assert grown(before, after, requests, operation="MetricsCapThird", role="police",
+                 code="OK") == 1
     assert grown(before, after, requests, operation="MetricsCapSecond", role="public",
                  code="OK") == 1
-    # The third name met is past the cap: "other".
-    assert b"MetricsCapThird" not in raw
+    # Past the cap: "other".
+    assert b"MetricsCapFourth" not in raw
+    assert grown(before, after, requests, operation="other", role="police", code="OK") == 2
     assert grown(before, after, requests, operation="other", role="public", code="OK") == 1
+
+
+def test_the_public_cannot_use_up_the_operation_labels_as_police(
+        deployment: Deployment, tmp_path: Path) -> None:
+    app = create_app(deployment.settings_with(tmp_path))  # the default: 100 names
+    with ServerThread(app) as base_url:
+        for i in range(101):
+            _named(base_url, f"MetricsFlood{i}")
+        _named(base_url, "MetricsExpiredPermits", deployment.token("setiabudi_police"))
+        raw, _after = scrape(base_url)
+    assert b'operation="MetricsExpiredPermits",role="police"' in raw
+    assert b"MetricsFlood" not in raw
+
+
+def test_an_operation_name_the_document_does_not_hold_is_no_label_as_police(
+        deployment: Deployment, tmp_path: Path) -> None:
+    app = create_app(deployment.settings_with(tmp_path))
+    with ServerThread(app) as base_url:
+        _raw, before = scrape(base_url)
+        _named(base_url, "MetricsHeld", deployment.token("setiabudi_police"),
+               operation_name="lookup TT9958386 Sato Kazuki", status=400)
+        raw, after = scrape(base_url)
+    # Refused (400) before it runs: neither the name sent nor the document's is a label.
+    assert b"TT9958386" not in raw and b"MetricsHeld" not in raw
+    assert grown(before, after, "sisada_http_responses_total", status="400") == 1
 
 
 # -- policy reloads ---------------------------------------------------------------------------
@@ -356,10 +400,13 @@ def test_workers_add_up_in_one_scrape(deployment: Deployment, tmp_path: Path,
         # `sisada serve` makes a directory of its own (found here through TMPDIR).
         extra = {"TMPDIR": str(temp)}
 
+    # A caller with a token: the public's names take no label of their own.
+    headers = {"authorization": f"Bearer {deployment.token('setiabudi_police')}"}
+
     def one(_i: int) -> int:
         # A connection each, so the kernel hands them to either worker.
         with httpx.Client(timeout=30) as client:
-            return client.post(f"{base_url}/graphql", json=query).status_code
+            return client.post(f"{base_url}/graphql", json=query, headers=headers).status_code
 
     with serving(deployment, tmp_path, "--workers", "2", **extra) as base_url:
         if where != "operator's":
@@ -380,7 +427,7 @@ def test_workers_add_up_in_one_scrape(deployment: Deployment, tmp_path: Path,
         for _ in range(4):
             _raw, samples = scrape(base_url)
             assert value(samples, "sisada_graphql_requests_total", operation="MetricsWorkers",
-                         role="public", code="OK") == sent
+                         role="police", code="OK") == sent
             assert value(samples, "sisada_graphql_execution_seconds_count",
                          operation="MetricsWorkers") == sent
             assert total(samples, "sisada_http_request_duration_seconds_count") >= sent
