@@ -17,8 +17,12 @@ One trace per HTTP request (its server span), with children:
 - `trail.write` per access-trail write.
 
 No span attribute carries a value from a document's arguments, its variables or any
-record: the operation's name and type, statement kinds, status codes, counts. Exceptions
-are reported by type only (a driver's message can quote its parameters).
+record: the operation's name and type, statement kinds, status codes, counts. The name is
+an operation of the parsed document (never the raw `operationName` parameter), and only
+when it is a GraphQL name of at most 64 characters (gateway/metrics.py). Exceptions are
+reported by type only: a span's status is ERROR with the exception's type name as its
+description, no span records the exception as an event (a message can quote a driver's
+parameters or the caller's text: "Unknown operation named '…'").
 
 Off, nothing is installed: no middleware, no extension, no engine events, and the
 registry client and trail writer hold no tracer.
@@ -34,6 +38,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from graphql import get_operation_ast
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -48,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
+from gateway.metrics import operation_label
 from gateway.request_ids import FROM_TRUSTED_PROXY, REQUEST_ID
 from gateway.settings import Settings
 
@@ -56,7 +62,6 @@ TRACER_NAME = "sisada.gateway"
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Methods named as such; any other token a client sends is "_OTHER" (OTel's convention).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-MAX_OPERATION_NAME = 64
 
 
 class Tracing:
@@ -192,19 +197,32 @@ class GraphQLSpans(SchemaExtension):
         with self._span("graphql.execute"):
             yield
 
-    def _span(self, name: str) -> Any:
-        return self._tracer.start_as_current_span(name, record_exception=False)
+    @contextlib.contextmanager
+    def _span(self, name: str) -> Iterator[Span]:
+        # Not the SDK's own status on exception: it writes "Type: message".
+        with self._tracer.start_as_current_span(
+                name, record_exception=False, set_status_on_exception=False) as span:
+            try:
+                yield span
+            except GeneratorExit:
+                raise  # the hook closed, nothing failed
+            except BaseException as exc:
+                _failed(span, exc)
+                raise
 
 
 def _describe(span: Span, context: ExecutionContext) -> None:
     """The operation's type and name; never its arguments or variables."""
-    if context.graphql_document is not None:
-        # No operation of that name: the error is in the result.
-        with contextlib.suppress(RuntimeError):
-            span.set_attribute("graphql.operation.type", context.operation_type.value)
-        name = context.operation_name
-        if name:
-            span.set_attribute("graphql.operation.name", name[:MAX_OPERATION_NAME])
+    document = context.graphql_document
+    if document is not None:
+        # The operation the document holds under that name; none: the error is in the
+        # result, and the name the caller sent is not repeated.
+        operation = get_operation_ast(document, context.operation_name)
+        if operation is not None:
+            span.set_attribute("graphql.operation.type", operation.operation.value)
+            name = operation_label(operation.name.value if operation.name else None)
+            if name:
+                span.set_attribute("graphql.operation.name", name)
     errors = context.result.errors if context.result is not None else None
     if errors:
         span.set_attribute("sisada.graphql.errors", len(errors))

@@ -152,6 +152,48 @@ def test_a_document_search_term_is_in_no_span_as_immigration_officer(
     assert foreigner["full_name"] not in said
 
 
+def _said(spans: list[ReadableSpan]) -> str:
+    """Everything the spans say: names, attributes, events and statuses."""
+    return " ".join(f"{s.name} {dict(s.attributes)} {s.status.description} "
+                    f"{[(e.name, e.attributes) for e in s.events]}" for s in spans)
+
+
+def test_an_operation_name_the_document_does_not_hold_is_in_no_span_as_setiabudi_police(
+    traced: Traced, deployment: Deployment,
+) -> None:
+    number = deployment.facts.foreigners[4]["passport_number"]
+    sent = f"lookup {number} " + "x" * 5000
+    response = httpx.post(f"{traced.base_url}/graphql", timeout=30,
+                          json={"query": "query A { __typename }", "operationName": sent},
+                          headers={"authorization":
+                                   f"Bearer {deployment.token('setiabudi_police')}"})
+    assert response.status_code == 400
+    spans = _trace_of(traced, response.headers["x-request-id"])
+    operation = _one(spans, "graphql.operation")
+    assert "graphql.operation.name" not in operation.attributes
+    said = _said(spans)
+    assert number not in said and "x" * 100 not in said
+    # Exceptions by type only: a status says the exception's type name, no span an event.
+    for span in spans:
+        assert not span.events
+        description = span.status.description
+        assert description is None or description.isidentifier(), description
+
+
+def test_operation_names_are_span_attributes_only_as_graphql_names_of_64_as_public(
+    traced: Traced, deployment: Deployment,
+) -> None:
+    short, long = "TracedName", "TracedName" + "X" * 60
+    named = {}
+    for name in (short, long):
+        response = _post(traced, deployment, f"query {name} {{ __typename }}", "public")
+        operation = _one(_trace_of(traced, response.headers["x-request-id"]),
+                         "graphql.operation")
+        named[name] = operation.attributes.get("graphql.operation.name")
+        assert operation.attributes.get("graphql.operation.type") == "query"
+    assert named == {short: short, long: None}
+
+
 def test_a_callers_traceparent_is_not_continued_without_a_trusted_proxy_as_public(
     traced: Traced, deployment: Deployment,
 ) -> None:
