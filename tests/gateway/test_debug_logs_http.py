@@ -112,6 +112,10 @@ def test_a_path_that_is_no_route_is_logged_as_unknown_as_public(
     # A parameterised route is named by its template, not by what filled it.
     source = httpx.get(f"{base}/policy/sources/{SECRET_PATH_PART.replace('/', '-')}",
                        timeout=30)
+    # An operation name the document does not hold: the caller's text, answered 400.
+    unknown = httpx.post(f"{base}/graphql", timeout=30, json={
+        "query": "query A { __typename }", "operationName": "lookup TT9958386 Sato Kazuki"})
+    assert unknown.status_code == 400
     with pytest.raises(websockets.exceptions.InvalidStatus):
         websockets.sync.client.connect(
             base.replace("http://", "ws://") + f"/graphql/{SECRET_PATH_PART}",
