@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # /policy (the access matrix and the .polar sources) for every caller, not only the
     # roles the policy's `allow_policy_page` names: the policy is not secret.
     policy_page_public: bool = False
+    # The gateway's own loggers' level; libraries stay at INFO or above (gateway/logging.py).
     log_level: str = "INFO"
     # Log lines (gateway/logging.py), uvicorn's access and error lines included: "json" (one
     # JSON object a line) or "console" (key=value). Unset: json in production, else console.
@@ -96,7 +97,8 @@ class Settings(BaseSettings):
     # -- /metrics (Prometheus; gateway/metrics.py) --
     # A bearer token /metrics asks for (compared in constant time); unset, /metrics is open.
     metrics_token: SecretStr | None = None
-    # Distinct operation names a process labels; later ones are counted as "other".
+    # Distinct operation names a process labels, taken by authenticated callers only (an
+    # anonymous caller's name is labelled only if it holds a slot); later ones are "other".
     metrics_max_operation_names: int = Field(default=100, ge=0, le=1000)
     # prometheus-client's multiprocess directory (its own variable, PROMETHEUS_MULTIPROC_DIR,
     # read by prometheus-client too): `sisada serve --workers N` sets a temporary one.
