@@ -16,9 +16,13 @@ export const gatewayConfig = {
   // Sisada's own and no client can make its requests look like another's.
   requestId: false,
   propagateHeaders: {
-    fromClientToSubgraphs: ({ request }) => ({
+    fromClientToSubgraphs: ({ request, context }) => ({
       authorization: request.headers.get("authorization") ?? undefined,
       "sisada-purpose": request.headers.get("sisada-purpose") ?? undefined,
+      // The client's address as this edge's socket saw it, replacing whatever the client
+      // sent: Sisada's per-IP limits (reports, receipt look-ups) are then per client, not
+      // one budget for everyone behind this proxy.
+      "x-forwarded-for": context?.req?.socket?.remoteAddress,
     }),
   },
 };

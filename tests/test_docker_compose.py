@@ -115,3 +115,28 @@ def test_replicas_stop_after_their_grace_period(resolved: dict[str, Any]) -> Non
         stop = service["stop_grace_period"]
         seconds = float(stop.rstrip("s")) if isinstance(stop, str) else float(stop)
         assert seconds > grace + 2, (name, stop, grace)
+
+
+def test_replicas_pass_the_production_start_up_checks(
+        resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped stack runs in production mode, and its settings are ones production
+    accepts (no development key, GraphiQL or anonymous introspection)."""
+    from gateway.production import check_start_up, development_defaults
+    from gateway.settings import Settings
+
+    environment = resolved["services"]["gateway-1"]["environment"]
+    assert environment["SISADA_ENVIRONMENT"] == "production"
+    for name in [n for n in os.environ if n.startswith("SISADA_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    settings = Settings()
+    check_start_up(settings)  # raises ProductionSettingsError on a refused default
+    assert not [d for d in development_defaults(settings) if d.allow_setting]
+
+
+def test_the_image_installs_the_locked_versions() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -r requirements/base.txt" in dockerfile
+    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+    assert (ROOT / "requirements" / "base.txt").is_file()

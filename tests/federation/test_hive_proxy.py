@@ -125,3 +125,23 @@ def test_a_client_cannot_choose_the_request_id_sisada_records(
     ids = [node["requestId"] for node in trail["data"]["accessTrail"]["nodes"]]
     assert f"{CHOSEN}-direct" in ids
     assert CHOSEN not in ids
+
+
+def test_sisada_sees_each_clients_own_address_not_one_it_claims(
+        proxied: tuple[str, str], deployment: Deployment) -> None:
+    """Per-IP limits (reports, receipt look-ups) count each client behind the proxy, by the
+    address the proxy's socket saw: a client's own X-Forwarded-For is replaced."""
+    url, base = proxied
+    person = deployment.facts.foreigners[2]
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport, timeout=30) as client:
+        answer = client.post(url, json={"query": CHECK,
+                                        "variables": {"n": person["passport_number"]}},
+                             headers={"authorization":
+                                      f"Bearer {deployment.token('immigration_officer')}",
+                                      "x-forwarded-for": "203.0.113.9", **purpose_headers()})
+    assert answer.status_code == 200 and "errors" not in answer.json(), answer.text
+    trail = _post(f"{base}/graphql", deployment, "immigration_supervisor",
+                  "{ accessTrail(first: 5) { nodes { clientAddress } } }").json()
+    newest = trail["data"]["accessTrail"]["nodes"][0]["clientAddress"]
+    assert newest == "127.0.0.2", trail
