@@ -295,8 +295,6 @@ def serve_options(settings: Settings, host: str, port: int) -> dict[str, object]
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.app import create_app
     from gateway.production import check_start_up
 
@@ -315,10 +313,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Each worker process builds its own app from the same SISADA_* environment, and
         # writes its metrics where every worker's /metrics adds them up (gateway/metrics.py).
         from gateway.metrics import multiprocess_directory
+        from gateway.workers import serve_workers
 
         with multiprocess_directory(settings):
-            uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers,
-                        **options)
+            serve_workers("gateway.app:create_app", args.workers, options)
         return 0
     return run_server(create_app(settings), options)
 
