@@ -24,6 +24,9 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from gateway.http_guards import error_response
+from gateway.logging import log
+
 HEADER = b"x-request-id"
 # Letters, digits, dot, underscore, hyphen; 64 at most (a UUID, a ULID, a router's id).
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -60,9 +63,24 @@ class RequestIdMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send_with_id(message)
+
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await (self._proxied or self.app)(scope, receive, send_with_id)  # type: ignore[arg-type]
+            await (self._proxied or self.app)(scope, receive, sending)  # type: ignore[arg-type]
+        except Exception as exc:
+            # Answered here, not by Starlette's outer handler: the 500 keeps the request id
+            # (header and log line), and the error is logged once, not again by uvicorn.
+            error_id = uuid.uuid4().hex[:16]
+            log.error("http.unexpected_error", error_id=error_id, error=type(exc).__name__)
+            if scope["type"] == "http" and not started:
+                await error_response(500, "Unexpected error.", "INTERNAL_SERVER_ERROR",
+                                     error_id=error_id)(scope, receive, send_with_id)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
