@@ -174,7 +174,11 @@
     window
       .fetch(DEMO_TOKENS_URL, { credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
-        return response.ok ? response.json() : null;
+        // A 404 (not in demo mode) is read to its end too: a body left unread keeps
+        // the request open in the browser.
+        return response.ok ? response.json() : response.text().then(function () {
+          return null;
+        });
       })
       .then(function (listing) {
         if (listing && listing.roles) offerDemoRoles(listing);
