@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
         description="The access trail of identity reads in SISADA_DATABASE_URL (README, "
                     "'The access trail'). Exit 0: done; 1: the trail is broken or a prune "
                     "was refused; 2: the trail cannot be read.")
-    trail_sub = trail.add_subparsers(dest="trail_command", required=True)
+    trail_sub = trail.add_subparsers(dest="trail_command", required=True, metavar="COMMAND")
     trail_sub.add_parser(
         "verify", help="recompute the hash chain",
         description="Recompute the whole hash chain in one snapshot: exit 0 with the last "
