@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import get_default_algorithms
 from starlette.concurrency import run_in_threadpool
 
@@ -189,13 +191,12 @@ class TokenVerifier:
         self._key: Any = None
         self._jwks: jwt.PyJWKClient | None = None
 
-        requested = [alg for alg in settings.jwt_algorithms if alg.lower() != "none"]
+        requested = check_key_settings(settings)
         if settings.jwt_public_key:
-            pem = settings.jwt_public_key.replace("\\n", "\n")  # env vars often carry "\n"
-            self._key, self._algorithms = _prepare_key(pem, requested, "SISADA_JWT_PUBLIC_KEY")
+            self._key, self._algorithms = _prepare_key(
+                public_key_pem(settings.jwt_public_key), requested, "SISADA_JWT_PUBLIC_KEY")
         elif settings.jwks_url:
-            # A JWKS only publishes public keys; an HMAC algorithm here would be a confusion.
-            self._algorithms = [alg for alg in requested if not alg.upper().startswith("HS")]
+            self._algorithms = requested
             if not self._algorithms:
                 raise AuthConfigError(
                     "SISADA_JWT_ALGORITHMS names no asymmetric algorithm (e.g. RS256) "
@@ -330,6 +331,40 @@ class TokenVerifier:
             issuer=claims["iss"],
             client=client,
         )
+
+
+def public_key_pem(value: str) -> str:
+    """SISADA_JWT_PUBLIC_KEY as PEM text: env files often carry its newlines as "\\n"."""
+    return value.replace("\\n", "\n").strip()
+
+
+def check_key_settings(settings: Settings) -> list[str]:
+    """The algorithms tokens may use, or `AuthConfigError` (naming settings, never a value).
+
+    Cheap and offline, so `sisada serve` calls it before any migration or worker. With a
+    public key or a JWKS, tokens are asymmetric: SISADA_JWT_PUBLIC_KEY must parse as a PEM
+    public key (a file path or a secret pasted there would otherwise become an HS256
+    shared secret anyone can sign with), and an HMAC algorithm (HS*) in
+    SISADA_JWT_ALGORITHMS refuses the start-up instead of being dropped in silence.
+    """
+    requested = [alg for alg in settings.jwt_algorithms if alg.lower() != "none"]
+    if not (settings.jwt_public_key or settings.jwks_url):
+        return requested
+    if settings.jwt_public_key:
+        try:
+            load_pem_public_key(public_key_pem(settings.jwt_public_key).encode())
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise AuthConfigError(
+                "SISADA_JWT_PUBLIC_KEY is not a PEM public key (the key's text, "
+                "-----BEGIN PUBLIC KEY----- ..., not a file path)") from exc
+    source = "SISADA_JWT_PUBLIC_KEY" if settings.jwt_public_key else "SISADA_JWKS_URL"
+    hmac_algorithms = [alg for alg in requested if alg.upper().startswith("HS")]
+    if hmac_algorithms:
+        raise AuthConfigError(
+            f"SISADA_JWT_ALGORITHMS names {', '.join(hmac_algorithms)} beside {source}: "
+            "an HMAC algorithm is never accepted with a public key (algorithm confusion); "
+            "name the key's own, e.g. [\"RS256\"]")
+    return requested
 
 
 def _prepare_key(key: str, algorithms: list[str], setting: str) -> tuple[Any, list[str]]:

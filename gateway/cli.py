@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import trail_cli
-from gateway.auth import AuthConfigError, dev_secret, mint_dev_token
+from gateway.auth import AuthConfigError, check_key_settings, dev_secret, mint_dev_token
 from gateway.cli_errors import (
     FAILURE,
     OFFICE_DATABASE,
@@ -302,6 +303,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Before anything is migrated or any worker starts: a refused production set-up is
     # one line here, not a half-done migration or one traceback per worker.
     check_start_up(settings)
+    check_key_settings(settings)
     if args.migrate:
         migrate_both(settings)
     else:
@@ -916,11 +918,39 @@ def _settings() -> tuple[Settings | None, CliError | None]:
         # The setting's name and what is wrong, never its value (it may be a secret).
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
-        name = name if name.startswith(("SISADA_", "OTEL_")) else f"SISADA_{name}"
-        return None, CliError(f"{name}: {error['msg']}", USAGE)
+        name = (name if name.startswith(("SISADA_", "OTEL_", "PROMETHEUS_"))
+                else f"SISADA_{name}")
+        message = str(error["msg"]).removeprefix("Value error, ").splitlines()[0]
+        return None, CliError(f"{name}: {message}", USAGE)
+    except SettingsError as exc:
+        # pydantic-settings could not decode a value (a complex one that is not JSON): its
+        # message names the field, never the value.
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "a setting"
+        return None, CliError(f"SISADA_{field.upper()}: cannot be read (not valid JSON)", USAGE)
+
+
+# The exit status of a command whose reader left early (`sisada … | head -1`): what a
+# program killed by SIGPIPE reports, 128 + 13, as `yes | head -1` does.
+READER_LEFT = 128 + signal.SIGPIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`sisada`: every subcommand, its --help included, ends without a traceback when the
+    reader of its output goes away (`| head -1`): nothing more is written, exit 141."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Found here, not in the interpreter's own flush at exit (which would print
+            # "Exception ignored … BrokenPipeError").
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Whatever is still buffered goes nowhere, quietly (Python's documented recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return READER_LEFT
+
+
+def _main(argv: Sequence[str] | None) -> int:
     settings, settings_error = _settings()
     policy = None
     if settings is not None:

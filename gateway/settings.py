@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+from jwt.algorithms import get_default_algorithms
+from limits import parse_many
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The default PostgreSQL statement timeout never falls below this, however short the
 # request timeout: statements stopped by the server surface as errors, not as TIMEOUT.
 MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS = 5.0
 # OTEL_TRACES_EXPORTER's values this gateway ships (OTLP over HTTP/protobuf).
 TRACE_EXPORTERS = frozenset({"otlp", "console", "none"})
+# SISADA_LOG_LEVEL's values (uvicorn's names, upper-cased; "TRACE" is uvicorn's own).
+LOG_LEVELS = frozenset({"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
+def _listed(value: Any) -> Any:
+    """A list setting from the environment: a JSON list, or comma-separated words (as
+    SISADA_TRUSTED_PROXIES); an empty value is the empty list."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError("not a JSON list (or give comma-separated values)") from exc
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# A list read from the environment by `_listed`, not by pydantic-settings' JSON decoder
+# (whose failure is a SettingsError traceback, not a line naming the setting).
+EnvList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -29,7 +56,7 @@ class Settings(BaseSettings):
     # MIN_DEFAULT_STATEMENT_TIMEOUT_SECONDS. 0: no limit.
     database_statement_timeout_seconds: float | None = Field(default=None, ge=0)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65_535)
 
     # "production" refuses to start with the development key, GraphiQL or open
     # introspection unless each is allowed below (gateway/production.py); both modes log a
@@ -43,12 +70,14 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwks_url: str | None = None
-    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+    # A JSON list or comma-separated. With a public key or a JWKS URL, an HMAC algorithm (HS*)
+    # refuses the start-up (gateway/auth.py: algorithm confusion).
+    jwt_algorithms: EnvList = Field(default_factory=lambda: ["HS256"], min_length=1)
     jwt_issuer: str = "sisada-dev"
     jwt_audience: str = "sisada"
     # Where the development signing key lives when no secret is configured.
     dev_key_file: Path = Path(".sisada-dev-key")
-    dev_token_ttl_seconds: int = 12 * 3600
+    dev_token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     # The longest a token may live (`exp` after `iat`, and `exp` after now): a longer-lived
     # token is refused, whoever signed it.
     max_token_lifetime_seconds: int = Field(default=12 * 3600, gt=0)
@@ -70,6 +99,7 @@ class Settings(BaseSettings):
     # roles the policy's `allow_policy_page` names: the policy is not secret.
     policy_page_public: bool = False
     # The gateway's own loggers' level; libraries stay at INFO or above (gateway/logging.py).
+    # DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).
     log_level: str = "INFO"
     # Log lines (gateway/logging.py), uvicorn's access and error lines included: "json" (one
     # JSON object a line) or "console" (key=value). Unset: json in production, else console.
@@ -96,6 +126,7 @@ class Settings(BaseSettings):
 
     # -- /metrics (Prometheus; gateway/metrics.py) --
     # A bearer token /metrics asks for (compared in constant time); unset, /metrics is open.
+    # Set but empty is refused (a forgotten secret must not leave /metrics open silently).
     metrics_token: SecretStr | None = None
     # Distinct operation names a process labels, taken by authenticated callers only (an
     # anonymous caller's name is labelled only if it holds a slot); later ones are "other".
@@ -107,30 +138,31 @@ class Settings(BaseSettings):
                                                     "metrics_multiproc_dir"))
 
     # -- query limits: no real frontend query reaches them, every flood does --
-    max_query_depth: int = 12
-    max_aliases: int = 30
+    max_query_depth: int = Field(default=12, ge=1)
+    # 0: no aliases at all.
+    max_aliases: int = Field(default=30, ge=0)
     # Estimated before execution: fields selected, lists multiplied by the rows they can
     # return, awaited fields weighing 20 (schema/cost.py). Per request (a batch adds up).
     # GraphiQL's introspection query is counted at its worst (every type as large as the
     # largest): 201,144 for this schema, so the default leaves room above it.
-    max_query_cost: int = 250_000
+    max_query_cost: int = Field(default=250_000, ge=1)
     # Fields resolved per request, counted during execution: the estimate's backstop.
-    max_response_fields: int = 200_000
+    max_response_fields: int = Field(default=200_000, ge=1)
     # Bytes of text values per request (one field may carry kilobytes; aliases repeat it).
-    max_response_text_bytes: int = 10_000_000
+    max_response_text_bytes: int = Field(default=10_000_000, ge=1)
     # Lexical tokens the parser reads before giving up.
-    max_tokens: int = 4000
-    max_document_bytes: int = 20_000
-    max_batch_operations: int = 10
-    request_timeout_seconds: float = 15.0
+    max_tokens: int = Field(default=4000, ge=1)
+    max_document_bytes: int = Field(default=20_000, ge=1)
+    max_batch_operations: int = Field(default=10, ge=1)
+    request_timeout_seconds: float = Field(default=15.0, gt=0)
     # SIGTERM/SIGINT: new connections are refused, live feeds close with 1001 (going away)
     # and requests in flight get this long to finish (their trail entries written) before
     # they are cancelled. Above request_timeout_seconds, every request can finish.
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     # HTTP request bodies larger than this are refused before they are parsed.
-    max_body_bytes: int = 256_000
+    max_body_bytes: int = Field(default=256_000, ge=1)
     # JSON request bodies (and GET `variables`) nested deeper than this are refused.
-    max_json_depth: int = 32
+    max_json_depth: int = Field(default=32, ge=1)
 
     # "on" (development), "authenticated" (any verified token) or "off".
     introspection: Literal["on", "authenticated", "off"] = "on"
@@ -139,11 +171,13 @@ class Settings(BaseSettings):
     # from the token secret (jwt_secret or the development key file).
     cursor_secret: str | None = None
 
-    # Browser origins allowed to call the API (CORS); empty means same-origin only.
-    cors_allow_origins: list[str] = Field(default_factory=list)
+    # Browser origins allowed to call the API (CORS), a JSON list or comma-separated; empty
+    # means same-origin only.
+    cors_allow_origins: EnvList = Field(default_factory=list)
 
-    # Rate limits (the `limits` notation: "N/second|minute|hour"). Shared through Redis
-    # when redis_url is set, so replicas count together; in memory otherwise.
+    # Rate limits (the `limits` notation: "N/second|minute|hour", several joined by ";",
+    # checked at start-up). Shared through Redis when redis_url (redis://, rediss:// or
+    # unix://) is set, so replicas count together; in memory otherwise.
     redis_url: str | None = None
     rate_limits_enabled: bool = True
     rate_limit_per_principal: str = "600/minute"
@@ -247,6 +281,73 @@ class Settings(BaseSettings):
     operations_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Registered operations per client (`sisada operations add` refuses more).
     operations_max_per_client: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("jwt_algorithms", "cors_allow_origins", mode="before")
+    @classmethod
+    def _env_list(cls, value: Any) -> Any:
+        return _listed(value)
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms(cls, value: list[str]) -> list[str]:
+        known = set(get_default_algorithms()) | {"none"}
+        unknown = [alg for alg in value if alg not in known]
+        if unknown:
+            # No value is quoted back (a secret pasted into the wrong variable stays unseen).
+            raise ValueError("names an unknown algorithm (e.g. RS256, ES256, HS256; a JSON "
+                             "list or comma-separated)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ValueError("DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.strip().upper()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        # The URL may hold a password: the message never quotes it.
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in REDIS_SCHEMES or not (
+                parts.hostname if parts.scheme != "unix" else parts.path):
+            raise ValueError("not a Redis URL (e.g. redis://127.0.0.1:6379/0, rediss://… "
+                             "or unix:///path/to/redis.sock)")
+        return value
+
+    @field_validator("rate_limit_per_principal", "rate_limit_per_ip", "rate_limit_submit_report",
+                     "rate_limit_report_status")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError("not a rate limit in the `limits` notation (e.g. 600/minute or "
+                             "5/minute;30/hour)") from exc
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("empty: set a token, or unset it to leave /metrics open")
+        return value
+
+    @field_validator("metrics_multiproc_dir")
+    @classmethod
+    def _multiproc_dir(cls, value: Path | None) -> Path | None:
+        # prometheus-client writes a file per metric and process there on the first request.
+        if value is not None and not (value.is_dir() and os.access(value, os.W_OK | os.X_OK)):
+            raise ValueError("not a directory this process may write (create it, or unset it: "
+                             "`sisada serve --workers N` makes its own)")
+        return value
 
     @field_validator("otel_traces_exporter")
     @classmethod

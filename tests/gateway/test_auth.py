@@ -21,6 +21,7 @@ from conftest import ROLES as ALL_ROLES
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from pydantic import ValidationError
 
 from gateway.auth import (
     AuthConfigError,
@@ -420,16 +421,29 @@ def test_hs256_token_signed_with_the_public_key_is_rejected(
     assert rejection(verifier, bearer(forged)) == "token algorithm not accepted"
 
 
-def test_algorithm_confusion_refused_even_if_hs256_is_configured_beside_rs256(
-    tmp_path: Path, rsa_key: rsa.RSAPrivateKey, public_pem: str
+def test_hs256_configured_beside_a_public_key_is_a_config_error(
+    tmp_path: Path, public_pem: str
 ) -> None:
+    # Fail closed: an HMAC algorithm next to a public key is refused at start-up, not
+    # dropped in silence (gateway/auth.py, check_key_settings).
     settings = settings_for(tmp_path, jwt_public_key=public_pem, jwt_algorithms=["HS256", "RS256"])
-    verifier = TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
-    forged = _hs256_signed_with(public_pem.encode(), claims(role="immigration_supervisor"))
-    genuine = jwt.encode(claims(), rsa_key, algorithm="RS256")
 
-    assert rejection(verifier, bearer(forged)) == "token algorithm not accepted"
-    assert verifier.verify(bearer(genuine)).role == "police"
+    with pytest.raises(AuthConfigError, match="SISADA_JWT_ALGORITHMS names HS256"):
+        TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
+
+
+@pytest.mark.parametrize("value", [
+    "/run/secrets/jwt_public.pem", "a-long-shared-secret-" * 3,
+    "-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----"])
+def test_a_public_key_that_is_not_pem_is_a_config_error_naming_the_setting_only(
+    tmp_path: Path, value: str
+) -> None:
+    settings = settings_for(tmp_path, jwt_public_key=value, jwt_algorithms=["RS256"])
+
+    with pytest.raises(AuthConfigError) as refused:
+        TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
+    assert str(refused.value).startswith("SISADA_JWT_PUBLIC_KEY is not a PEM public key")
+    assert value not in str(refused.value)
 
 
 def test_public_key_with_only_hmac_algorithms_is_a_config_error(
@@ -441,10 +455,10 @@ def test_public_key_with_only_hmac_algorithms_is_a_config_error(
         TokenVerifier(settings, ROLES, ANONYMOUS, **RULES)
 
 
-def test_unknown_algorithm_name_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(AuthConfigError):
-        TokenVerifier(settings_for(tmp_path, jwt_algorithms=["HS999"]), ROLES, ANONYMOUS,
-                      **RULES)
+def test_unknown_algorithm_name_is_a_settings_error(tmp_path: Path) -> None:
+    # Refused when the settings are read (the CLI's one line), before any verifier exists.
+    with pytest.raises(ValidationError, match="names an unknown algorithm"):
+        settings_for(tmp_path, jwt_algorithms=["HS999"])
 
 
 # --- JWKS ---------------------------------------------------------------------------------
