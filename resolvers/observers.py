@@ -39,8 +39,23 @@ def observe_engine(
 
     event.listen(sync, "before_cursor_execute", before)
     event.listen(sync, "after_cursor_execute", after)
-    event.listen(sync.pool, "checkout", lambda *_args: in_use(1))
-    event.listen(sync.pool, "checkin", lambda *_args: in_use(-1))
+    # Counted per connection record: a record returned without having been counted out
+    # (a checkin after an invalidation, or one already counted in) moves nothing, so the
+    # gauge never drifts below what is really out (it read -1 after database faults).
+    out: set[int] = set()
+
+    def checked_out(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        if id(record) not in out:
+            out.add(id(record))
+            in_use(1)
+
+    def checked_in(_dbapi: Any, record: Any) -> None:
+        if id(record) in out:
+            out.discard(id(record))
+            in_use(-1)
+
+    event.listen(sync.pool, "checkout", checked_out)
+    event.listen(sync.pool, "checkin", checked_in)
 
 
 class StatementObserver(Protocol):

@@ -305,5 +305,5 @@ def test_sisada_serve_with_an_unknown_exporter_says_so_in_one_line(tmp_path: Pat
                           text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "sisada serve: OTEL_TRACES_EXPORTER: Value error, otlp, console or none "
+        "sisada serve: OTEL_TRACES_EXPORTER: otlp, console or none "
         "(comma-separated)"]
