@@ -429,3 +429,29 @@ def on_db(url: str, action: Any) -> Any:
             await db.engine.dispose()
 
     return run_async(run())
+
+
+# -- the browser tests: Debian's chromium driven by Playwright's Python package (never a
+# browser build Playwright would download: scripts/test installs chromium with apt) --
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _browser_missing(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (scripts/test installs it; CI never skips the browser test)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_missing("the playwright package is not installed (the `test` extras)")
+    if not Path(CHROMIUM).exists():
+        _browser_missing(f"no chromium at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,33 +22,11 @@ from conftest import Deployment, ServerThread
 from gateway.app import create_app
 from policies import Policy
 
-CHROMIUM = "/usr/bin/chromium"
 DEMO_TOKENS = "/graphiql/demo-tokens"
 ME = "{ sisadaMe { role area officerId } }"
 
 # GraphiQL needs no database of its own: one backend is enough.
 pytestmark = pytest.mark.parametrize("deployment", ["sqlite"], indirect=True)
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (scripts/test installs it; CI never skips the browser test)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("the playwright package is not installed (the `test` extras)")
-    if not Path(CHROMIUM).exists():
-        _missing(f"no chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        # Debian's chromium, never a browser build Playwright would download.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 def _demo_settings(deployment: Deployment, tmp: Path, **overrides: Any) -> Any:

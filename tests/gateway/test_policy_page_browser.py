@@ -8,7 +8,6 @@ never go in URLs. Under CI a missing chromium fails the suite, it is never skipp
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,31 +20,8 @@ from conftest import Deployment, ServerThread
 from gateway.app import create_app
 from policies.loader import POLICY_DIR
 
-CHROMIUM = "/usr/bin/chromium"
-
 # The page needs no database of its own: one backend is enough.
 pytestmark = pytest.mark.parametrize("deployment", ["sqlite"], indirect=True)
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (scripts/test installs it; CI never skips the browser test)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("the playwright package is not installed (the `test` extras)")
-    if not Path(CHROMIUM).exists():
-        _missing(f"no chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        # Debian's chromium, never a browser build Playwright would download.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 def _headers(token: str | None) -> dict[str, str]:
