@@ -35,23 +35,20 @@ import contextlib
 import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from bench.run import ROOT, Server, postgres_database, start_registry, stop, stop_registry
-from bench.serve import BENCH_REGISTRY_TOKEN, BENCH_SECRET, bench_settings
-from bench.subscriptions import CITY, KECAMATAN, REDIS_URL, rss_kib, seeded_rts
+from bench.run import Server, postgres_database, start_registry, stop_registry
+from bench.serve import BENCH_REGISTRY_TOKEN, bench_settings
+from bench.subscriptions import CITY, KECAMATAN, REDIS_URL, gateways, rss_kib, seeded_rts
 from gateway.auth import mint_dev_token
 from resolvers.seed import OFFICER_COUNT, SUPERVISOR_IDS
 
@@ -297,61 +294,17 @@ def _delivered(message: dict[str, Any], world: World, out: Outcomes) -> None:
 # -- the run ------------------------------------------------------------------------------
 
 
-def start_gateway(database_url: str, registry_url: str, channel: str, stderr: IO[bytes]
-                  ) -> Server:
-    """`sisada serve` as its own process, as a deployment runs it (rate limits on, Redis)."""
-    from bench.run import free_port
-
-    port = free_port()
-    env = {**os.environ,
-           "SISADA_DATABASE_URL": database_url,
-           "SISADA_JWT_SECRET": BENCH_SECRET,
-           "SISADA_DEV_KEY_FILE": "/nonexistent",
-           "SISADA_REGISTRY_URL": registry_url,
-           "SISADA_REGISTRY_TOKEN": BENCH_REGISTRY_TOKEN,
-           "SISADA_REDIS_URL": REDIS_URL,
-           "SISADA_EVENT_BUS": "redis",
-           "SISADA_EVENT_CHANNEL": channel,
-           "SISADA_RATE_LIMIT_PER_IP": PER_IP,
-           "SISADA_RATE_LIMIT_SUBMIT_REPORT": PER_IP,
-           "SISADA_RATE_LIMIT_REPORT_STATUS": PER_IP,
-           "SISADA_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1", "--port",
-         str(port)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=stderr)
-    server = Server("sisada serve", port, process)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            stderr.seek(0)
-            raise RuntimeError(f"gateway exited: {stderr.read().decode()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        if time.monotonic() > deadline:
-            stop([server])
-            raise RuntimeError("gateway did not answer /healthz")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def replicas(database_url: str, registry_url: str) -> Iterator[list[Server]]:
-    channel = f"sisada_load_{uuid.uuid4().hex[:8]}"
-    logs = [tempfile.TemporaryFile() for _ in range(2)]  # noqa: SIM115 (closed below)
-    servers: list[Server] = []
-    try:
-        for log in logs:
-            servers.append(start_gateway(database_url, registry_url, channel, log))
-        yield servers
-    finally:
-        stop(servers)
-        for log in logs:
-            log.seek(0)
-            tail = log.read().decode(errors="replace").strip()
-            if tail:
-                print(f"gateway stderr (last lines):\n{tail[-1500:]}", file=sys.stderr)
-            log.close()
+def replicas(database_url: str, registry_url: str) -> contextlib.AbstractContextManager[
+        list[Server]]:
+    """Two `sisada serve` processes as a deployment runs them: rate limits on (per-IP ones
+    raised: every bench client is 127.0.0.1), the registry, Redis for both."""
+    return gateways(database_url, {
+        "SISADA_REGISTRY_URL": registry_url,
+        "SISADA_REGISTRY_TOKEN": BENCH_REGISTRY_TOKEN,
+        "SISADA_RATE_LIMITS_ENABLED": "true",
+        "SISADA_RATE_LIMIT_PER_IP": PER_IP,
+        "SISADA_RATE_LIMIT_SUBMIT_REPORT": PER_IP,
+        "SISADA_RATE_LIMIT_REPORT_STATUS": PER_IP})
 
 
 PERSONAS = ["officer", "officer", "officer", "supervisor", "police", "military", "district",

@@ -324,22 +324,28 @@ def raise_open_files() -> int:
     return wanted
 
 
-def start_gateway(database_url: str, channel: str, stderr: IO[bytes]) -> Server:
-    """`sisada serve` as its own process, over the shared database, Redis as the bus."""
+def start_gateway(database_url: str, channel: str, stderr: IO[bytes],
+                  overrides: dict[str, str | None] | None = None) -> Server:
+    """`sisada serve` as its own process, over the shared database, Redis as the bus;
+    `overrides` change its environment (None removes a variable)."""
     from bench.run import free_port
 
     port = free_port()
-    env = {**os.environ,
-           "SISADA_DATABASE_URL": database_url,
-           "SISADA_JWT_SECRET": BENCH_SECRET,
-           "SISADA_DEV_KEY_FILE": "/nonexistent",
-           "SISADA_EVENT_BUS": "redis",
-           "SISADA_REDIS_URL": REDIS_URL,
-           # A channel of this run's own: no other replica on the machine wakes these.
-           "SISADA_EVENT_CHANNEL": channel,
-           "SISADA_RATE_LIMITS_ENABLED": "false",
-           "SISADA_LOG_LEVEL": "warning"}
-    env.pop("SISADA_REGISTRY_URL", None)
+    values: dict[str, str | None] = {
+        "SISADA_DATABASE_URL": database_url,
+        "SISADA_JWT_SECRET": BENCH_SECRET,
+        "SISADA_DEV_KEY_FILE": "/nonexistent",
+        "SISADA_EVENT_BUS": "redis",
+        "SISADA_REDIS_URL": REDIS_URL,
+        # A channel of this run's own: no other replica on the machine wakes these.
+        "SISADA_EVENT_CHANNEL": channel,
+        "SISADA_RATE_LIMITS_ENABLED": "false",
+        "SISADA_LOG_LEVEL": "warning",
+        "SISADA_REGISTRY_URL": None,
+        **(overrides or {})}
+    env = {**os.environ, **{k: v for k, v in values.items() if v is not None}}
+    for name in [k for k, v in values.items() if v is None]:
+        env.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1", "--port",
          str(port)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -360,13 +366,15 @@ def start_gateway(database_url: str, channel: str, stderr: IO[bytes]) -> Server:
 
 
 @contextlib.contextmanager
-def gateways(database_url: str) -> Iterator[list[Server]]:
+def gateways(database_url: str, overrides: dict[str, str | None] | None = None
+             ) -> Iterator[list[Server]]:
+    """Two replicas (start_gateway), their stderr's last lines printed when they stop."""
     channel = f"sisada_bench_{uuid.uuid4().hex[:8]}"
     logs = [tempfile.TemporaryFile() for _ in range(2)]  # noqa: SIM115 (closed below)
     servers: list[Server] = []
     try:
         for log in logs:
-            servers.append(start_gateway(database_url, channel, log))
+            servers.append(start_gateway(database_url, channel, log, overrides))
         yield servers
     finally:
         stop(servers)
