@@ -11,13 +11,11 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from conftest import TEST_SECRET, Deployment, free_port
 
 SISADA = Path(sys.executable).with_name("sisada")
@@ -57,27 +55,6 @@ def _statuses(base_url: str, count: int) -> list[int]:
     return [httpx.post(f"{base_url}/graphql", json=LOOKUP,
                        headers={"x-forwarded-for": f"203.0.113.{i + 1}"}).status_code
             for i in range(count)]
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix in the local Redis, so several worker processes share one count."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required in CI and is not reachable: {exc}")
-        pytest.skip(f"Redis not reachable: {exc}")
-    prefix = f"sisada-test-{uuid.uuid4().hex}"
-    try:
-        yield prefix
-    finally:
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 def test_a_forged_forwarded_for_does_not_escape_the_limit(

@@ -251,26 +251,6 @@ def test_with_apq_off_a_persisted_query_is_not_supported(deployment: Deployment,
 # -- shared through Redis -------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required in CI and is not reachable: {exc}")
-        pytest.skip(f"Redis not reachable: {exc}")
-    prefix = f"sisada-test-apq-{uuid.uuid4().hex}"
-    try:
-        yield prefix
-    finally:
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
-
-
 @contextmanager
 def replicas(deployment: Deployment, tmp: Path, *overrides: dict[str, Any]
              ) -> Iterator[list[str]]:
