@@ -483,3 +483,19 @@ def redis_prefix() -> Iterator[str]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture
+def editable_gateway(deployment: Deployment, tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
+    """A gateway over the deployment's data with a copy of the shipped policies of its own:
+    (base URL, app, the copy's directory) — edit a .polar file, then reload."""
+    import shutil
+
+    from gateway.app import create_app
+    from policies.loader import POLICY_DIR
+
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(POLICY_DIR, policy_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    app = create_app(deployment.settings_with(tmp_path, policy_dir=policy_dir))
+    with ServerThread(app) as base_url:
+        yield base_url, app, policy_dir

@@ -5,8 +5,7 @@ field hidden from introspection still answers as before when selected."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from graphql import (
 )
 
 from gateway.app import create_app
-from policies.loader import POLICY_DIR
 from schema.root import argument_guards
 
 # Introspection does not touch the database: one backend is enough.
@@ -282,13 +280,6 @@ def test_service_sdl_stays_whole_for_routers(deployment: Deployment) -> None:
     assert "fullName" in public and "accessTrail" in public and "passportNumber" in public
 
 
-@pytest.fixture
-def editable_gateway(deployment: Deployment, tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
-    policy_dir = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, policy_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    app = create_app(deployment.settings_with(tmp_path, policy_dir=policy_dir))
-    with ServerThread(app) as base_url:
-        yield base_url, app, policy_dir
 
 
 def _foreigner_fields(base_url: str, token: str | None) -> set[str] | None:

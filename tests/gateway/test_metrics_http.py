@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +28,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from ws_client import FeedClient
 
 from gateway.app import create_app
-from policies.loader import POLICY_DIR
 
 SISADA = Path(sys.executable).with_name("sisada")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -229,13 +227,6 @@ def test_an_operation_name_the_document_does_not_hold_is_no_label_as_police(
 # -- policy reloads ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def editable_gateway(deployment: Deployment, tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
-    policy_dir = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, policy_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    app = create_app(deployment.settings_with(tmp_path, policy_dir=policy_dir))
-    with ServerThread(app) as base_url:
-        yield base_url, app, policy_dir
 
 
 def test_policy_reloads_are_counted_by_outcome(

@@ -8,8 +8,6 @@ never go in URLs. Under CI a missing chromium fails the suite, it is never skipp
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +165,6 @@ def test_the_page_allows_nothing_external(deployment: Deployment) -> None:
 # -- settings and reloads -----------------------------------------------------------------
 
 
-@pytest.fixture
-def editable_gateway(deployment: Deployment, tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
-    policy_dir = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, policy_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    app = create_app(deployment.settings_with(tmp_path, policy_dir=policy_dir))
-    with ServerThread(app) as base_url:
-        yield base_url, app, policy_dir
 
 
 def test_public_setting_opens_the_page_to_everyone(deployment: Deployment,

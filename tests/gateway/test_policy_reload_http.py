@@ -6,27 +6,18 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Deployment, ServerThread
+from conftest import Deployment
 
-from gateway.app import create_app
 from policies.loader import POLICY_DIR
 
 QUERY = "{ foreigners(first: 3) { nodes { id sex nationality } } }"
 
 
-@pytest.fixture
-def editable_gateway(deployment: Deployment, tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
-    policy_dir = tmp_path / "policies"
-    shutil.copytree(POLICY_DIR, policy_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    app = create_app(deployment.settings_with(tmp_path, policy_dir=policy_dir))
-    with ServerThread(app) as base_url:
-        yield base_url, app, policy_dir
 
 
 def _nodes(base_url: str, token: str) -> dict[str, Any]:
