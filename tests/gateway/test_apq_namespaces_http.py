@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import redis
 from conftest import CITY, PURPOSE, SETIABUDI, Deployment, ServerThread
-from test_persisted_operations_http import REDIS_URL, redis_prefix  # noqa: F401 (fixture)
+from test_persisted_operations_http import REDIS_URL
 
 from gateway.app import create_app
 from gateway.auth import mint_dev_token
@@ -132,7 +132,7 @@ def test_an_anonymous_callers_documents_are_its_own_address(
 
 
 def test_through_redis_the_officer_finds_its_document_at_every_replica_and_nobody_else(
-        deployment: Deployment, tmp_path: Path, redis_prefix: str) -> None:  # noqa: F811
+        deployment: Deployment, tmp_path: Path, redis_prefix: str) -> None:
     checked, never_sent = checked_passports(deployment)
     subject = f"apq-officer-{uuid.uuid4().hex}"
     shared = {"redis_url": REDIS_URL, "apq_key_prefix": redis_prefix}
