@@ -46,7 +46,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from bench.run import Server, postgres_database, start_registry, stop_registry
+from bench.run import Server, percentile, postgres_database, start_registry, stop_registry
 from bench.serve import BENCH_REGISTRY_TOKEN, bench_settings
 from bench.subscriptions import CITY, KECAMATAN, REDIS_URL, gateways, rss_kib, seeded_rts
 from gateway.auth import mint_dev_token
@@ -388,11 +388,6 @@ async def run(args: argparse.Namespace, database_url: str, servers: list[Server]
     return out, samples, start
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def report(args: argparse.Namespace, out: Outcomes, samples: list[tuple[float, list[int]]],
            start: float) -> tuple[str, list[tuple[str, bool]]]:
     names = sorted(set(out.latency) | set(out.errors) | set(out.limited))
@@ -403,8 +398,8 @@ def report(args: argparse.Namespace, out: Outcomes, samples: list[tuple[float, l
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name in names:
         done = out.latency.get(name, [])
-        p50 = f"{percentile(done, 50) * 1000:.1f}" if done else "—"
-        p99 = f"{percentile(done, 99) * 1000:.1f}" if done else "—"
+        p50 = f"{percentile(done, 0.50) * 1000:.1f}" if done else "—"
+        p99 = f"{percentile(done, 0.99) * 1000:.1f}" if done else "—"
         lines.append(f"| {name} | {len(done)} | {len(done) / args.seconds:.1f} | "
                      f"{out.limited.get(name, 0)} | {len(out.errors.get(name, []))} | "
                      f"{p50} | {p99} |")

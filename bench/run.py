@@ -102,6 +102,14 @@ class Server:
         return float("nan")
 
 
+def percentile(values: list[float], q: float, empty: float = float("nan")) -> float:
+    """The q-quantile (0 to 1) of `values` by nearest rank; `empty` when there are none."""
+    if not values:
+        return empty
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 @dataclass
 class Timings:
     samples: dict[tuple[str, str], list[float]] = field(default_factory=dict)
@@ -113,8 +121,7 @@ class Timings:
         return statistics.median(self.samples[(case, variant)])
 
     def p95(self, case: str, variant: str) -> float:
-        values = sorted(self.samples[(case, variant)])
-        return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+        return percentile(self.samples[(case, variant)], 0.95)
 
 
 def free_port() -> int:

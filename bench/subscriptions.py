@@ -59,7 +59,7 @@ from typing import IO, Any
 import httpx
 import orjson
 
-from bench.run import ROOT, Server, postgres_database, stop
+from bench.run import ROOT, Server, percentile, postgres_database, stop
 from bench.serve import BENCH_SECRET, bench_settings
 from gateway.auth import mint_dev_token
 from resolvers.db import create_engine
@@ -845,8 +845,7 @@ def report(args: argparse.Namespace, all_groups: list[Group], subs: list[Subscri
                 and e.event_id in arrivals]
 
     def pct(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0
+        return percentile(values, q, empty=0.0)
 
     large = latencies("3")
     churn = latencies("4")

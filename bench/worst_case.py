@@ -42,6 +42,7 @@ from graphql import (
 from bench.run import (
     Databases,
     headers,
+    percentile,
     postgres_database,
     sqlite_database,
     start,
@@ -349,10 +350,7 @@ def _rss_mib(pid: int) -> float:
 
 
 def p99(values: list[float]) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return percentile(values, 0.99)
 
 
 def run_one(client: httpx.Client, base: str, pid: int, role: str, token: str,
