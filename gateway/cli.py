@@ -52,7 +52,7 @@ from gateway.settings import Settings, get_settings
 from policies import Policy, PolicyError
 from policies.area_codes import is_area_code, level_of
 from resolvers import migrate
-from resolvers.db import Database, create_engine
+from resolvers.db import Database, create_engine, on_database
 from resolvers.models import Area, Foreigner
 from resolvers.officers import officer_kind
 from resolvers.seed import (
@@ -236,11 +236,7 @@ async def _foreigner_count(url: str) -> int | None:
 
 
 async def _clear(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        return await clear_seeded_data(engine)
-    finally:
-        await engine.dispose()
+    return await on_database(url, lambda db: clear_seeded_data(db.engine))
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:

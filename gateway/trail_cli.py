@@ -20,7 +20,7 @@ import orjson
 
 from gateway.cli_errors import OFFICE_DATABASE, CliError, check_database, database_errors
 from gateway.settings import Settings
-from resolvers.db import Database, create_engine
+from resolvers.db import Database, on_database
 from resolvers.trail import entries_about_foreigner, prune, verify_chain
 
 T = TypeVar("T")
@@ -121,18 +121,11 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run(settings: Settings, action: Callable[[Database], Awaitable[T]], name: str) -> T | None:
     """`action` over the configured database; None (and one line on stderr) if it failed."""
-    async def run() -> T:
-        engine = create_engine(settings.database_url)
-        try:
-            return await action(Database(engine))
-        finally:
-            await engine.dispose()
-
     url = settings.database_url
     try:
         check_database(OFFICE_DATABASE, url, must_exist=True)
         with database_errors(OFFICE_DATABASE, url):
-            return asyncio.run(run())
+            return asyncio.run(on_database(url, action))
     except CliError as exc:  # what the database said, in words, once (gateway/cli_errors.py)
         print(f"trail {name}: failed ({exc.message})", file=sys.stderr)
         return None

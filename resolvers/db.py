@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import RowMapping, make_url
@@ -42,6 +42,8 @@ _UNAVAILABLE_SQLITE_CODES = {
     sqlite3.SQLITE_IOERR,
     sqlite3.SQLITE_CANTOPEN,
 }
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailableError(RuntimeError):
@@ -215,11 +217,22 @@ class Database:
                 log.warning("sqlite checkpoint failed: %s", type(error).__name__)
 
 
+async def on_database(url: str, action: Callable[[Database], Awaitable[T]]) -> T:
+    """`action` over a Database on an engine of its own, disposed afterwards: a one-shot
+    command's connection (the server keeps one engine for its life)."""
+    engine = create_engine(url)
+    try:
+        return await action(Database(engine))
+    finally:
+        await engine.dispose()
+
+
 __all__ = [
     "AsyncConnection",
     "Database",
     "DatabaseUnavailableError",
     "create_engine",
     "is_unavailable",
+    "on_database",
 ]
 

@@ -27,7 +27,7 @@ from gateway.persisted.report import (
 from gateway.settings import Settings
 from policies import Policy, PolicyError
 from resolvers import operations as store
-from resolvers.db import Database, create_engine
+from resolvers.db import Database, on_database
 
 T = TypeVar("T")
 FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -227,16 +227,8 @@ def _run(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     from gateway.cli import require_migrated  # the command line's own check, not a cycle
 
     require_migrated(settings)
-
-    async def run() -> T:
-        engine = create_engine(settings.database_url)
-        try:
-            return await action(Database(engine))
-        finally:
-            await engine.dispose()
-
     with database_errors(OFFICE_DATABASE, settings.database_url):
-        return asyncio.run(run())
+        return asyncio.run(on_database(settings.database_url, action))
 
 
 def _add_report(client: str, checked: CheckedDocument, added: bool, compiled: Any) -> str:
