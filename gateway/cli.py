@@ -45,7 +45,7 @@ from gateway.cli_errors import (
     shown,
 )
 from gateway.demo_tokens import DEMO_KECAMATAN, demo_area, demo_officer
-from gateway.logging import uvicorn_log_config
+from gateway.logging import configure_logging, name_routes, uvicorn_log_config
 from gateway.persisted import cli as operations_cli
 from gateway.production import ProductionSettingsError
 from gateway.settings import Settings, get_settings
@@ -382,8 +382,13 @@ def cmd_registry_serve(settings: Settings, args: argparse.Namespace) -> int:
     with database_errors(REGISTRY_DATABASE, url):
         asyncio.run(migrate_registry(url))
     app = create_registry_app(url, settings.registry_token, record_path=args.record)
-    return run_server(app, {"host": host, "port": args.port,
-                            "log_level": settings.log_level.lower()})
+    # The same line format as the gateway's (JSON in production): the demo's terminal and
+    # compose's stream carry both processes.
+    configure_logging(settings.log_level, settings.log_format_in_force)
+    name_routes(app.routes)
+    return run_server(app, {
+        "host": host, "port": args.port, "log_level": settings.log_level.lower(),
+        "log_config": uvicorn_log_config(settings.log_level, settings.log_format_in_force)})
 
 
 def cmd_registry_migrate(settings: Settings, _args: argparse.Namespace) -> int:

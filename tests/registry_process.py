@@ -47,12 +47,13 @@ class RegistryProcess:
     """`sisada registry serve` in a subprocess on 127.0.0.1, one fixed port for its life."""
 
     def __init__(self, database_url: str, token: str, record_path: Path,
-                 port: int | None = None) -> None:
+                 port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
         self.token = token
         self.record_path = Path(record_path)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
+        self.env = env or {}
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -64,7 +65,7 @@ class RegistryProcess:
             return self
         self.record_path.touch()
         env = {**os.environ, "SISADA_REGISTRY_DATABASE_URL": self.database_url,
-               "SISADA_REGISTRY_TOKEN": self.token, "SISADA_LOG_LEVEL": "warning"}
+               "SISADA_REGISTRY_TOKEN": self.token, "SISADA_LOG_LEVEL": "warning", **self.env}
         # A file, not a pipe: a chatty process must never block on a full pipe nobody reads.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in _reap)
         self._process = subprocess.Popen(
@@ -132,7 +133,7 @@ class RegistryProcess:
         health = f"http://127.0.0.1:{self.port}/healthz"
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                stderr = self._stderr_text()
+                stderr = self.stderr_text()
                 self._reap()
                 raise RegistryStartError(f"registry exited with {self._exit_code}", stderr)
             try:
@@ -141,7 +142,7 @@ class RegistryProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        stderr = self._stderr_text()
+        stderr = self.stderr_text()
         self.kill()
         raise RegistryStartError(f"registry did not answer {health} within "
                                  f"{STARTUP_TIMEOUT_SECONDS:.0f} s", stderr)
@@ -150,11 +151,13 @@ class RegistryProcess:
     def _exit_code(self) -> int | None:
         return None if self._process is None else self._process.returncode
 
-    def _stderr_text(self) -> str:
+    def stderr_text(self, limit: int = 4000) -> str:
+        """The last `limit` characters the process wrote to stderr (while it is running,
+        or until stop() reaps it)."""
         if self._stderr is None:
             return ""
         self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-4000:]
+        return self._stderr.read().decode(errors="replace")[-limit:]
 
     def _reap(self) -> None:
         if self._stderr is not None:

@@ -4,6 +4,8 @@ gateway relies on (resolvers/identity.py), its credential check and its request 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -307,3 +309,28 @@ def test_store_refuses_writing_over_people_and_deletes(tmp_path: Path) -> None:
         assert await registry_is_empty(url)
 
     asyncio.run(scenario())
+
+
+def test_the_registry_logs_json_lines_as_the_gateway_does(tmp_path: Path) -> None:
+    """`SISADA_LOG_FORMAT=json` turns the stand-in's own and uvicorn's lines into the
+    gateway's JSON lines, so one stream (the demo's terminal, compose's logs) parses."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
+    with RegistryProcess(url, TOKEN, tmp_path / "requests.jsonl",
+                         env={"SISADA_LOG_FORMAT": "json", "SISADA_LOG_LEVEL": "info"}
+                         ) as registry:
+        answer = httpx.post(registry.url, json={"query": "{ _service { sdl } }"},
+                            headers=registry.headers(), timeout=10)
+        assert answer.status_code == 200
+        deadline = time.monotonic() + 5
+        while '"POST"' not in registry.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = registry.stderr_text(limit=100_000).splitlines()
+    parsed = [json.loads(line) for line in lines]  # raises on any line that is not JSON
+    access = [line for line in parsed if line.get("logger") == "uvicorn.access"]
+    # The start-up wait's GET /healthz, then the query.
+    assert [(line["method"], line["path"], line["status"]) for line in access][-1:] == [
+        ("POST", "/graphql", 200)]
+    assert {line["path"] for line in access} <= {"/healthz", "/graphql"}
+    assert any(line["logger"] == "uvicorn.error" and line["level"] == "info"
+               for line in parsed)
+    assert all("timestamp" in line and "level" in line for line in parsed)
