@@ -811,10 +811,10 @@ def build_parser(settings: Settings | None = None, policy: Policy | None = None
     token.add_argument("--officer", type=int_between(1, 2**31 - 1), metavar="ID",
                        help="officer id, for roles whose token names one (default: the "
                             "first officer of the kind the policy requires)")
+    default_ttl = min(current.dev_token_ttl_seconds, current.max_token_lifetime_seconds)
     token.add_argument("--ttl", type=int_between(1), metavar="SECONDS",
                        help="lifetime in seconds, at most SISADA_MAX_TOKEN_LIFETIME_SECONDS "
-                            f"(default: SISADA_DEV_TOKEN_TTL_SECONDS, now "
-                            f"{current.dev_token_ttl_seconds})")
+                            f"(default: SISADA_DEV_TOKEN_TTL_SECONDS, now {default_ttl})")
     token.add_argument("--client", type=operations_cli.client_name, metavar="NAME",
                        help="the partner application the token is for (the `client` claim: "
                             "which registered operations it may run, `sisada operations`; "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import jwt
 import pytest
 from conftest import SETIABUDI, TEST_SECRET, _create_pg_database, _drop_pg_database, free_port
 
@@ -287,6 +288,14 @@ def test_token_with_an_impossible_ttl_is_a_usage_error(seeded: Cli, ttl: str) ->
 def test_token_longer_than_the_gateway_accepts_is_refused(seeded: Cli) -> None:
     line = one_line_error(seeded.run("token", "police", "--ttl", str(10**7)), USAGE)
     assert "SISADA_MAX_TOKEN_LIFETIME_SECONDS" in line
+
+
+def test_a_tightened_lifetime_shortens_the_default_token_too(seeded: Cli) -> None:
+    # SISADA_DEV_TOKEN_TTL_SECONDS keeps its 12 h default; the gateway now takes 10 min.
+    done = seeded.run("token", "police", SISADA_MAX_TOKEN_LIFETIME_SECONDS="600")
+    assert done.returncode == 0, done.stderr
+    claims = jwt.decode(done.stdout.strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 600
 
 
 @pytest.mark.parametrize(("args", "expected"), [
