@@ -10,10 +10,10 @@ log carries the same id with the original exception — never the client.
 from __future__ import annotations
 
 import functools
-import logging
 import uuid
 from typing import Any
 
+import structlog
 from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
@@ -22,7 +22,9 @@ from resolvers.db import DatabaseUnavailableError
 from schema.errors import CodedError, UnavailableError
 from schema.limits import without_suggestions
 
-log = logging.getLogger("sisada.graphql")
+# The error id, path and code as keys of the line (JSON in production), so an operator
+# finds the line a client quotes by `error_id`.
+log = structlog.get_logger("sisada.graphql")
 
 _ERROR_ID = "_sisada_error_id"
 UNAVAILABLE_MESSAGE = "service temporarily unavailable"
@@ -46,16 +48,18 @@ def log_errors(errors: list[GraphQLError], _context: ExecutionContext | None = N
             # One line per error, no traceback: an outage must not flood the log.
             error_id = uuid.uuid4().hex[:16]
             setattr(error, _ERROR_ID, error_id)
-            log.warning("graphql.database_unavailable error_id=%s path=%s cause=%s", error_id,
-                        _loggable_path(error, _context), _cause(error.original_error))
+            log.warning("graphql.database_unavailable", error_id=error_id,
+                        graphql_path=_loggable_path(error, _context),
+                        cause=_cause(error.original_error))
         elif is_unexpected(error):
             error_id = uuid.uuid4().hex[:16]
             setattr(error, _ERROR_ID, error_id)
-            log.error("graphql.unexpected_error error_id=%s path=%s", error_id,
-                      _loggable_path(error, _context), exc_info=error.original_error)
+            log.error("graphql.unexpected_error", error_id=error_id,
+                      graphql_path=_loggable_path(error, _context),
+                      exc_info=error.original_error)
         else:
             code = (error.extensions or {}).get("code", _document_code(error))
-            log.info("graphql.error code=%s path=%s", code, _loggable_path(error, _context))
+            log.info("graphql.error", code=code, graphql_path=_loggable_path(error, _context))
 
 
 def _loggable_path(error: GraphQLError, context: ExecutionContext | None) -> list[Any] | None:

@@ -3,11 +3,13 @@ the server log carries with the original exception."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 import strawberry
 
+from gateway.logging import configure_logging
 from schema.error_handling import ErrorMasking, log_errors
 from schema.errors import ForbiddenError
 
@@ -32,6 +34,7 @@ schema = LoggingSchema(query=Query, extensions=[ErrorMasking])
 
 
 def test_unexpected_error_is_masked_with_an_error_id(caplog: pytest.LogCaptureFixture) -> None:
+    configure_logging("INFO", "json")  # as the app does: the log's lines are JSON
     with caplog.at_level(logging.ERROR, logger="sisada.graphql"):
         result = schema.execute_sync("{ broken }")
     assert result.errors is not None and len(result.errors) == 1
@@ -40,8 +43,12 @@ def test_unexpected_error_is_masked_with_an_error_id(caplog: pytest.LogCaptureFi
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     error_id = error["extensions"]["errorId"]
     assert "secret" not in str(error) and "/srv" not in str(error)
-    logged = [r for r in caplog.records if error_id in r.getMessage()]
-    assert logged and "internal.db" in str(logged[0].exc_info[1])
+    logged = [json.loads(r.getMessage()) for r in caplog.records if error_id in r.getMessage()]
+    assert len(logged) == 1
+    # The id, the path and the original exception are keys of the server's line.
+    assert logged[0]["event"] == "graphql.unexpected_error"
+    assert (logged[0]["error_id"], logged[0]["graphql_path"]) == (error_id, ["broken"])
+    assert "internal.db" in logged[0]["exception"]
 
 
 def test_coded_errors_pass_unchanged() -> None:
