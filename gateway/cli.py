@@ -388,6 +388,9 @@ def cmd_registry_serve(settings: Settings, args: argparse.Namespace) -> int:
     name_routes(app.routes)
     return run_server(app, {
         "host": host, "port": args.port, "log_level": settings.log_level.lower(),
+        # Its callers are services with a credential, never behind a proxy that forwards:
+        # uvicorn would otherwise believe X-Forwarded-For from any local process.
+        "proxy_headers": False,
         "log_config": uvicorn_log_config(settings.log_level, settings.log_format_in_force)})
 
 

@@ -17,6 +17,7 @@ address of the peer itself, which is gone once the forwarded client has replaced
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 
@@ -33,6 +34,7 @@ SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Where the app finds them in the ASGI scope.
 REQUEST_ID = "sisada.request_id"
 FROM_TRUSTED_PROXY = "sisada.from_trusted_proxy"
+PEER = "sisada.peer"
 
 
 def fresh_request_id() -> str:
@@ -45,7 +47,8 @@ class RequestIdMiddleware:
     def __init__(self, app: ASGIApp, trusted_proxies: str = "") -> None:
         self.app = app
         # Without trusted proxies nothing forwarded is believed: no X-Forwarded-For either.
-        self._proxied = (ProxyHeadersMiddleware(app, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
+        self._proxied = (ProxyHeadersMiddleware(_ClientIsAnAddress(app),  # type: ignore[arg-type]
+                                                trusted_hosts=trusted_proxies)
                          if trusted_proxies else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,6 +56,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         trusted = self._from_trusted_proxy(scope)
+        scope[PEER] = scope.get("client")
         request_id = (_incoming(scope) if trusted else None) or fresh_request_id()
         scope[REQUEST_ID] = request_id
         scope[FROM_TRUSTED_PROXY] = trusted
@@ -89,6 +93,30 @@ class RequestIdMiddleware:
             return False
         client = scope.get("client")
         return (client[0] if client else None) in self._proxied.trusted_hosts
+
+
+class _ClientIsAnAddress:
+    """Behind ProxyHeadersMiddleware, which takes the forwarded client as it is written: a
+    proxy that passes the caller's own X-Forwarded-For through would let it write any text
+    where the client's address goes (access lines, the trail's client address, rate-limit
+    keys). Anything but an IP address leaves the peer's own address in place."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if client and not _is_ip_address(client[0]):
+            scope["client"] = scope.get(PEER)
+        await self.app(scope, receive, send)
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _incoming(scope: Scope) -> str | None:

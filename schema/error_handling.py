@@ -34,7 +34,17 @@ def is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None:
         return False  # a syntax or validation error about the document itself
+    if _unparsable_value(error):
+        return False
     return not isinstance(original, CodedError | GraphQLError)
+
+
+def _unparsable_value(error: GraphQLError) -> bool:
+    """A literal or variable its scalar could not parse, reported by graphql-core with the
+    scalar's own exception attached: Python's `int()` refusing an Int of 5,000 digits is
+    the caller's mistake, not ours. (Raised while validating, so there is no path.)"""
+    return (error.path is None and isinstance(error.original_error, ValueError | TypeError)
+            and error.message.startswith("Expected value of type "))
 
 
 def is_unavailable(error: GraphQLError) -> bool:
@@ -103,6 +113,11 @@ class ErrorMasking(MaskErrors):
             if error.extensions and "code" in error.extensions:
                 return error
             message = error.message
+            if _unparsable_value(error):
+                # Not the exception's text (Python's advice on its own limits), nor the
+                # 5,000-digit literal echoed back: which type, and that it did not parse.
+                message = (message.split(", but encountered error", 1)[0]
+                           + ", found a value it cannot parse.")
             access = getattr(self.execution_context.context, "access", None)
             if not getattr(access, "schema_hints", False):
                 message = without_suggestions(message)

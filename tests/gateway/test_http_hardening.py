@@ -343,3 +343,37 @@ def test_errors_are_readable_by_an_allowed_origin(
                                       headers={**JSON, "origin": ALLOWED_ORIGIN})
     assert_error(response, 400, "BAD_REQUEST")
     assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+
+
+# -- numbers past Python's own limit --------------------------------------------------------
+
+HUGE = "9" * 5000  # past Python's 4,300-digit limit for int(): a ValueError, not GraphQL's
+
+
+@pytest.mark.parametrize("document", [
+    f"query S($x: Int = {HUGE}) {{ sisadaMe {{ role }} }}",
+    f"{{ foreigners(first: {HUGE}) {{ totalCount }} }}",
+    f"{{ sisadaMe {{ role }} ...on Query {{ activities(first: {HUGE}) {{ totalCount }} }} }}",
+], ids=["variable-default", "argument", "in-a-fragment"])
+def test_a_number_too_long_to_parse_is_the_callers_mistake_as_public(
+    deployment: Deployment, document: str,
+) -> None:
+    response = deployment.client.post(url(deployment), json={"query": document}, headers=JSON)
+    body = response.json()
+    codes = {error["extensions"]["code"] for error in body["errors"]}
+    assert "INTERNAL_SERVER_ERROR" not in codes and "errorId" not in response.text, body
+    assert codes <= {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"}, body
+    assert response.status_code in (200, 400)
+    messages = [error["message"] for error in body["errors"]]
+    assert "Expected value of type 'Int!', found a value it cannot parse." in messages \
+        or "Expected value of type 'Int', found a value it cannot parse." in messages, messages
+    assert HUGE[:100] not in response.text and "sys." not in response.text
+
+
+def test_a_variable_too_long_to_parse_is_the_callers_mistake_as_public(
+    deployment: Deployment,
+) -> None:
+    response = post_raw(deployment, '{"query": "query($n: Int) { foreigners(first: $n) '
+                        '{ totalCount } }", "variables": {"n": ' + HUGE + '}}')
+    assert response.status_code == 400 or "errors" in response.json(), response.text
+    assert "INTERNAL_SERVER_ERROR" not in response.text and "errorId" not in response.text

@@ -256,8 +256,8 @@ def _lines(served: Served) -> list[dict[str, Any]]:
 
 
 def _identity_read(served: Served, deployment: Deployment, source: str = "127.0.0.1",
-                   request_id: str | None = None) -> httpx.Response:
-    headers = {**purpose_headers(),
+                   request_id: str | None = None, **extra: str) -> httpx.Response:
+    headers = {**purpose_headers(), **extra,
                "authorization": f"Bearer {deployment.token('immigration_officer')}"}
     if request_id is not None:
         headers["x-request-id"] = request_id
@@ -323,6 +323,33 @@ def test_a_request_id_from_an_untrusted_address_is_replaced_as_immigration_offic
               and line["logger"] == "uvicorn.access"]
     assert len(access) == 1 and access[0]["event"].startswith("127.0.0.2:")
     assert not any(line.get("request_id") == claimed for line in lines)
+
+
+@pytest.mark.parametrize(("forwarded", "client"), [
+    ("203.0.113.7", "203.0.113.7"),
+    ("2001:db8::7", "2001:db8::7"),
+    # A proxy that passes the caller's own header through: its text is not an address.
+    ("Zhang Chen E58383307", "127.0.0.1"),
+    ("203.0.113.7, Zhang_Chen", "127.0.0.1"),
+], ids=["v4", "v6", "name", "name-last"])
+def test_a_forwarded_client_is_an_address_or_the_proxys_own_as_immigration_officer(
+    served_in_production: Served, deployment: Deployment, forwarded: str, client: str,
+) -> None:
+    request_id = f"forwarded-{abs(hash(forwarded))}"
+    response = _identity_read(served_in_production, deployment, request_id=request_id,
+                              **{"x-forwarded-for": forwarded})
+    assert response.headers["x-request-id"] == request_id
+    lines = _lines(served_in_production)
+    access = [line for line in lines if line.get("request_id") == request_id
+              and line["logger"] == "uvicorn.access"]
+    assert len(access) == 1 and access[0]["event"].startswith(f"{client}:"), access
+    node = response.json()["data"]["foreigners"]["nodes"][0]
+    entries = [e for e in on_db(deployment.database_url,
+                                lambda db: entries_about_foreigner(db, int(node["id"])))
+               if e["request_id"] == request_id]
+    assert entries and {e["client_address"] for e in entries} == {client}
+    for word in ("Zhang", "E58383307"):
+        assert word not in served_in_production.log_text()
 
 
 def test_each_request_without_an_id_gets_its_own_as_public(

@@ -413,3 +413,17 @@ async def test_an_identity_read_in_an_event_is_in_the_access_trail_as_immigratio
     assert new[0]["record_id"] == str(subject["id"])
     assert new[0]["request_id"] == socket_id
 
+
+
+async def test_a_number_too_long_to_parse_is_the_callers_mistake_as_immigration_supervisor(
+        deployment: Deployment) -> None:
+    huge = "9" * 5000  # past Python's own limit for int(): graphql-core's ValueError
+    async with FeedClient(deployment.base_url) as client:
+        await client.init(deployment.token("immigration_supervisor"))
+        op = await client.subscribe(
+            f"subscription S($n: Int = {huge}) {{ reportUpdated {{ eventId }} }}")
+        message = await client.receive()
+    assert message["type"] == "error" and message["id"] == op
+    codes = {e["extensions"]["code"] for e in message["payload"]}
+    assert codes == {"GRAPHQL_VALIDATION_FAILED"}, message
+    assert huge[:100] not in "".join(client.raw) and "errorId" not in "".join(client.raw)

@@ -318,8 +318,11 @@ def test_the_registry_logs_json_lines_as_the_gateway_does(tmp_path: Path) -> Non
     with RegistryProcess(url, TOKEN, tmp_path / "requests.jsonl",
                          env={"SISADA_LOG_FORMAT": "json", "SISADA_LOG_LEVEL": "info"}
                          ) as registry:
+        # A local process claiming to forward for someone is not believed (no proxy fronts
+        # the registry): the line names the peer, not the claimed text.
         answer = httpx.post(registry.url, json={"query": "{ _service { sdl } }"},
-                            headers=registry.headers(), timeout=10)
+                            headers={**registry.headers(),
+                                     "x-forwarded-for": "Zhang Chen E58383307"}, timeout=10)
         assert answer.status_code == 200
         deadline = time.monotonic() + 5
         while '"POST"' not in registry.stderr_text() and time.monotonic() < deadline:
@@ -331,6 +334,8 @@ def test_the_registry_logs_json_lines_as_the_gateway_does(tmp_path: Path) -> Non
     assert [(line["method"], line["path"], line["status"]) for line in access][-1:] == [
         ("POST", "/graphql", 200)]
     assert {line["path"] for line in access} <= {"/healthz", "/graphql"}
+    assert access[-1]["event"].startswith("127.0.0.1:")
+    assert "E58383307" not in "\n".join(lines)
     assert any(line["logger"] == "uvicorn.error" and line["level"] == "info"
                for line in parsed)
     assert all("timestamp" in line and "level" in line for line in parsed)
