@@ -11,6 +11,7 @@ allow-listed origins only."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -377,3 +378,23 @@ def test_a_variable_too_long_to_parse_is_the_callers_mistake_as_public(
                         '{ totalCount } }", "variables": {"n": ' + HUGE + '}}')
     assert response.status_code == 400 or "errors" in response.json(), response.text
     assert "INTERNAL_SERVER_ERROR" not in response.text and "errorId" not in response.text
+
+
+# -- the log of a request full of mistakes --------------------------------------------------
+
+
+def test_many_mistakes_in_one_request_are_one_line_per_code_as_public(
+    deployment: Deployment, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 2,000 representations the gateway cannot resolve: 2,000 errors in the answer (each
+    # its own), but the log says so once, with the count and the first path.
+    with caplog.at_level(logging.INFO, logger="sisada.graphql"):
+        body = deployment.gql("query($r: [_Any!]!) { _entities(representations: $r) "
+                              "{ __typename } }", "public", r=["x"] * 2000)
+    codes = [error["extensions"]["code"] for error in body["errors"]]
+    assert len(codes) == 2000 and set(codes) == {"BAD_USER_INPUT"}, codes[:3]
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "sisada.graphql" and "graphql.error" in r.getMessage()]
+    assert len(lines) == 1, lines[:3]
+    assert "count=2000" in lines[0] and "BAD_USER_INPUT" in lines[0]
+    assert "graphql_path=['_entities', 0]" in lines[0]
