@@ -113,10 +113,11 @@ class _ClientIsAnAddress:
 
 def _is_ip_address(text: str) -> bool:
     try:
-        ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return True
+    # An IPv6 scope (`fe80::1%<anything>`) is free text after the `%`.
+    return not (isinstance(address, ipaddress.IPv6Address) and address.scope_id)
 
 
 def _incoming(scope: Scope) -> str | None:

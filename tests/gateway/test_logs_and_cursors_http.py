@@ -331,7 +331,8 @@ def test_a_request_id_from_an_untrusted_address_is_replaced_as_immigration_offic
     # A proxy that passes the caller's own header through: its text is not an address.
     ("Zhang Chen E58383307", "127.0.0.1"),
     ("203.0.113.7, Zhang_Chen", "127.0.0.1"),
-], ids=["v4", "v6", "name", "name-last"])
+    ("fe80::1%Zhang_Chen_E58383307", "127.0.0.1"),  # an IPv6 scope is free text
+], ids=["v4", "v6", "name", "name-last", "v6-scope"])
 def test_a_forwarded_client_is_an_address_or_the_proxys_own_as_immigration_officer(
     served_in_production: Served, deployment: Deployment, forwarded: str, client: str,
 ) -> None:
