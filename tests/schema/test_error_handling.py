@@ -8,6 +8,7 @@ import logging
 
 import pytest
 import strawberry
+import structlog
 
 from gateway.logging import configure_logging
 from schema.error_handling import ErrorMasking, log_errors
@@ -34,9 +35,13 @@ schema = LoggingSchema(query=Query, extensions=[ErrorMasking])
 
 
 def test_unexpected_error_is_masked_with_an_error_id(caplog: pytest.LogCaptureFixture) -> None:
+    before = structlog.get_config()
     configure_logging("INFO", "json")  # as the app does: the log's lines are JSON
-    with caplog.at_level(logging.ERROR, logger="sisada.graphql"):
-        result = schema.execute_sync("{ broken }")
+    try:
+        with caplog.at_level(logging.ERROR, logger="sisada.graphql"):
+            result = schema.execute_sync("{ broken }")
+    finally:
+        structlog.configure(**before)
     assert result.errors is not None and len(result.errors) == 1
     error = result.errors[0].formatted
     assert error["message"] == "Unexpected error."
