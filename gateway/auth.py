@@ -457,6 +457,12 @@ def _message_for(exc: jwt.PyJWTError) -> str:
     return "invalid token"
 
 
+def default_dev_token_ttl(settings: Settings) -> int:
+    """The lifetime of a development token minted without one. It never exceeds what this
+    gateway accepts: a tightened SISADA_MAX_TOKEN_LIFETIME_SECONDS shortens it too."""
+    return min(settings.dev_token_ttl_seconds, settings.max_token_lifetime_seconds)
+
+
 def mint_dev_token(
     settings: Settings,
     role: str,
@@ -473,10 +479,7 @@ def mint_dev_token(
     """
     if area is not None and not is_area_code(area):
         raise ValueError("malformed area code")
-    # The default never mints what this gateway refuses: a tightened
-    # SISADA_MAX_TOKEN_LIFETIME_SECONDS shortens it too.
-    ttl = (min(settings.dev_token_ttl_seconds, settings.max_token_lifetime_seconds)
-           if ttl_seconds is None else ttl_seconds)
+    ttl = default_dev_token_ttl(settings) if ttl_seconds is None else ttl_seconds
     now = int(time.time())
     # One subject per role, jurisdiction and officer, as the demo data's submitters have.
     default_subject = dev_subject(role, area, officer_id)

@@ -32,7 +32,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import trail_cli
-from gateway.auth import AuthConfigError, check_key_settings, dev_secret, mint_dev_token
+from gateway.auth import (
+    AuthConfigError,
+    check_key_settings,
+    default_dev_token_ttl,
+    dev_secret,
+    mint_dev_token,
+)
 from gateway.cli_errors import (
     FAILURE,
     OFFICE_DATABASE,
@@ -382,16 +388,12 @@ def cmd_registry_serve(settings: Settings, args: argparse.Namespace) -> int:
     with database_errors(REGISTRY_DATABASE, url):
         asyncio.run(migrate_registry(url))
     app = create_registry_app(url, settings.registry_token, record_path=args.record)
-    # The same line format as the gateway's (JSON in production): the demo's terminal and
-    # compose's stream carry both processes.
+    # As the gateway is served: the same line format (JSON in production), so the demo's
+    # terminal and compose's stream carry both processes, and no X-Forwarded-For believed
+    # (its callers are services with a credential; no proxy fronts it).
     configure_logging(settings.log_level, settings.log_format_in_force)
     name_routes(app.routes)
-    return run_server(app, {
-        "host": host, "port": args.port, "log_level": settings.log_level.lower(),
-        # Its callers are services with a credential, never behind a proxy that forwards:
-        # uvicorn would otherwise believe X-Forwarded-For from any local process.
-        "proxy_headers": False,
-        "log_config": uvicorn_log_config(settings.log_level, settings.log_format_in_force)})
+    return run_server(app, serve_options(settings, host, args.port))
 
 
 def cmd_registry_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -814,10 +816,10 @@ def build_parser(settings: Settings | None = None, policy: Policy | None = None
     token.add_argument("--officer", type=int_between(1, 2**31 - 1), metavar="ID",
                        help="officer id, for roles whose token names one (default: the "
                             "first officer of the kind the policy requires)")
-    default_ttl = min(current.dev_token_ttl_seconds, current.max_token_lifetime_seconds)
     token.add_argument("--ttl", type=int_between(1), metavar="SECONDS",
                        help="lifetime in seconds, at most SISADA_MAX_TOKEN_LIFETIME_SECONDS "
-                            f"(default: SISADA_DEV_TOKEN_TTL_SECONDS, now {default_ttl})")
+                            "(default: SISADA_DEV_TOKEN_TTL_SECONDS, now "
+                            f"{default_dev_token_ttl(current)})")
     token.add_argument("--client", type=operations_cli.client_name, metavar="NAME",
                        help="the partner application the token is for (the `client` claim: "
                             "which registered operations it may run, `sisada operations`; "

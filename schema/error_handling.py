@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -55,7 +56,8 @@ def log_errors(errors: list[GraphQLError], _context: ExecutionContext | None = N
     """Called by the schema with the original errors, before they are masked."""
     # The caller's own mistakes, one line per code: 5,000 bad `_entities` representations
     # in one request are one line, not 5,000 (a 40 KB request must not write 2 MB of log).
-    mistakes: dict[str, tuple[int, list[Any] | None]] = {}
+    mistakes: Counter[str] = Counter()
+    first_paths: dict[str, list[Any] | None] = {}
     for error in errors:
         if is_unavailable(error):
             # One line per error, no traceback: an outage must not flood the log.
@@ -72,13 +74,11 @@ def log_errors(errors: list[GraphQLError], _context: ExecutionContext | None = N
                       exc_info=error.original_error)
         else:
             code = str((error.extensions or {}).get("code", _document_code(error)))
-            if code in mistakes:
-                count, first_path = mistakes[code]
-                mistakes[code] = (count + 1, first_path)
-            else:
-                mistakes[code] = (1, _loggable_path(error, _context))
-    for code, (count, first_path) in mistakes.items():
-        log.info("graphql.error", code=code, count=count, graphql_path=first_path)
+            if code not in mistakes:
+                first_paths[code] = _loggable_path(error, _context)
+            mistakes[code] += 1
+    for code, count in mistakes.items():
+        log.info("graphql.error", code=code, count=count, graphql_path=first_paths[code])
 
 
 def _loggable_path(error: GraphQLError, context: ExecutionContext | None) -> list[Any] | None:
